@@ -1,0 +1,359 @@
+//go:build linux
+
+package keyload
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// goodKey is the content of every acceptable key file in these tests.
+var goodKey = func() []byte {
+	b := make([]byte, Size)
+	for i := range b {
+		b[i] = byte(0xa0 + i)
+	}
+	return b
+}()
+
+// loadTimeout bounds every Load in the tests: a FIFO opened without
+// O_NONBLOCK would block forever, and that must fail the test, not hang it.
+const loadTimeout = 5 * time.Second
+
+// load calls Load with a deadline and restores the process's dumpable flag
+// when the test ends.
+func load(t testing.TB, path string) (*Key, error) {
+	t.Helper()
+	t.Cleanup(restoreDumpable)
+	type result struct {
+		key *Key
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		k, err := Load(path)
+		done <- result{k, err}
+	}()
+	select {
+	case r := <-done:
+		return r.key, r.err
+	case <-time.After(loadTimeout):
+		t.Fatalf("Load(%q) still blocked after %v", path, loadTimeout)
+		return nil, nil
+	}
+}
+
+func restoreDumpable() { _ = unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0) }
+
+// writeKeyFile writes content to path with exactly mode (setuid, setgid and
+// sticky bits included; the umask does not apply to chmod).
+func writeKeyFile(t testing.TB, path string, content []byte, mode uint32) {
+	t.Helper()
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refused asserts that Load refuses path with an *Error of kind and returns
+// its text, after checking what every refusal promises: one line, starts
+// with "machine key" or "opening machine key:", quotes the path, gives a fix.
+func refused(t testing.TB, path string, kind Kind) string {
+	t.Helper()
+	k, err := load(t, path)
+	if err == nil {
+		k.Wipe()
+		t.Fatalf("Load(%q) accepted the key, want it refused (%v)", path, kind)
+	}
+	if k != nil {
+		t.Errorf("Load(%q) returned a key with its error", path)
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("Load(%q) error is %T, want *Error: %v", path, err, err)
+	}
+	if e.Kind != kind || !errors.Is(err, kind) {
+		t.Errorf("Load(%q) refused with kind %v, want %v: %v", path, e.Kind, kind, err)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "machine key ") && !strings.HasPrefix(msg, "opening machine key: ") {
+		t.Errorf("error text does not start with \"machine key\" or \"opening machine key:\": %s", msg)
+	}
+	if !strings.Contains(msg, strconv.Quote(path)) {
+		t.Errorf("error text does not quote the path %q: %s", path, msg)
+	}
+	if !strings.Contains(msg, "; fix: ") {
+		t.Errorf("error text gives no fix: %s", msg)
+	}
+	if strings.ContainsAny(msg, "\n\r") {
+		t.Errorf("error text spans lines: %q", msg)
+	}
+	return msg
+}
+
+func TestKeyWithMode0600OwnedByUsAndSize32Loads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "machine.kek")
+	writeKeyFile(t, path, goodKey, 0o600)
+	k, err := load(t, path)
+	if err != nil {
+		t.Fatalf("Load(%q): %v", path, err)
+	}
+	b := k.Bytes()
+	if !bytes.Equal(b, goodKey) {
+		t.Errorf("Bytes() = %x, want %x", b, goodKey)
+	}
+	if len(b) != Size || cap(b) != Size {
+		t.Errorf("Bytes() has len %d cap %d, want %d and %d: an append must not reach the rest of the page", len(b), cap(b), Size, Size)
+	}
+	k.Wipe()
+	if k.Bytes() != nil {
+		t.Error("Bytes() after Wipe is not nil")
+	}
+	k.Wipe() // a second Wipe does nothing
+}
+
+func TestKeyWithModeOtherThan0600IsRefused(t *testing.T) {
+	for _, mode := range []uint32{0o644, 0o400, 0o640, 0o700, 0o660, 0o604, 0o4600, 0o2600, 0o1600, 0o601, 0o610, 0o200, 0o000, 0o7777} {
+		t.Run(fmt.Sprintf("%04o", mode), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "machine.kek")
+			writeKeyFile(t, path, goodKey, mode)
+			got := refused(t, path, KindMode)
+			want := fmt.Sprintf("machine key has permissions %04o — must be 0600 (%q); fix: chmod 600 %s", mode, path, path)
+			if got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// Negative control: the refusals above are about the mode, not a loader
+// that refuses everything.
+func TestKeyRefusedFor0644LoadsAfterChmod600(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "machine.kek")
+	writeKeyFile(t, path, goodKey, 0o644)
+	refused(t, path, KindMode)
+	if err := unix.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := load(t, path)
+	if err != nil {
+		t.Fatalf("after chmod 600: %v", err)
+	}
+	defer k.Wipe()
+	if !bytes.Equal(k.Bytes(), goodKey) {
+		t.Errorf("Bytes() = %x, want %x", k.Bytes(), goodKey)
+	}
+}
+
+func TestKeyOwnedByAnotherUIDIsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_CHOWN) to give the key file to uid 1001")
+	}
+	path := filepath.Join(t.TempDir(), "machine.kek")
+	writeKeyFile(t, path, goodKey, 0o600)
+	if err := os.Chown(path, 1001, -1); err != nil {
+		t.Fatal(err)
+	}
+	got := refused(t, path, KindOwner)
+	want := fmt.Sprintf("machine key is owned by uid 1001 but current uid is 0 (%q); fix: chown 0 %s", path, path)
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+
+	// Negative control: the same file, given back to us, loads.
+	if err := os.Chown(path, 0, -1); err != nil {
+		t.Fatal(err)
+	}
+	k, err := load(t, path)
+	if err != nil {
+		t.Fatalf("after chown 0: %v", err)
+	}
+	k.Wipe()
+}
+
+func TestSymlinkToKeyIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		target func(t *testing.T, dir string) string
+	}{
+		{"to_a_good_key", func(t *testing.T, dir string) string {
+			real := filepath.Join(dir, "real.kek")
+			writeKeyFile(t, real, goodKey, 0o600)
+			return real
+		}},
+		{"kubelet_style_relative", func(t *testing.T, dir string) string {
+			if err := os.Mkdir(filepath.Join(dir, "..data"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeKeyFile(t, filepath.Join(dir, "..data", "machine.kek.real"), goodKey, 0o600)
+			return "..data/machine.kek.real"
+		}},
+		{"dangling", func(_ *testing.T, dir string) string { return filepath.Join(dir, "nowhere") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "machine.kek")
+			if err := os.Symlink(tc.target(t, dir), path); err != nil {
+				t.Fatal(err)
+			}
+			got := refused(t, path, KindSymlink)
+			want := fmt.Sprintf("opening machine key: too many levels of symbolic links (%q); fix: mount the key file itself, not a symlink (Kubernetes: mount it with subPath and defaultMode 0600)", path)
+			if got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestKeyOfWrongSizeIsRefused(t *testing.T) {
+	for _, size := range []int{0, 1, 16, 31, 33, 64, 4096, 1 << 20} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "machine.kek")
+			writeKeyFile(t, path, bytes.Repeat([]byte{0x5a}, size), 0o600)
+			got := refused(t, path, KindSize)
+			has := fmt.Sprintf("%d bytes", size)
+			if size == 1 {
+				has = "1 byte"
+			}
+			want := fmt.Sprintf("machine key must be exactly 32 bytes (%q has %s); fix: derive it again with `ov auth derive-machine-key --out %s --force`", path, has, path)
+			if got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// A file can change between fstat and read. readKey is what confirms the
+// size on the bytes actually read; these cases give it the descriptor of a
+// file that is longer or shorter than fstat promised.
+func TestKeyThatChangesWhileBeingReadIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		want string
+	}{
+		{Size + 1, "machine key must be exactly 32 bytes (%q grew while being read); fix: stop whatever writes to %s, then derive it again with `ov auth derive-machine-key --out %[2]s --force`"},
+		{Size - 1, "machine key must be exactly 32 bytes (%q shrank to 31 bytes while being read); fix: stop whatever writes to %s, then derive it again with `ov auth derive-machine-key --out %[2]s --force`"},
+	} {
+		t.Run(strconv.Itoa(tc.size), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "machine.kek")
+			writeKeyFile(t, path, bytes.Repeat([]byte{0x5a}, tc.size), 0o600)
+			fd, err := unix.Open(path, openFlags, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			page, lockErr := lockedPage()
+			if lockErr != nil {
+				t.Fatal(lockErr)
+			}
+			defer release(page)
+			rerr := readKey(fd, page, path)
+			if rerr == nil {
+				t.Fatalf("readKey accepted a %d-byte file", tc.size)
+			}
+			if rerr.Kind != KindSize {
+				t.Errorf("kind %v, want %v", rerr.Kind, KindSize)
+			}
+			if want := fmt.Sprintf(tc.want, path, path); rerr.Error() != want {
+				t.Errorf("got  %s\nwant %s", rerr.Error(), want)
+			}
+			if page[Size] != 0 {
+				t.Errorf("the end-of-file probe byte was left in the page: %#x", page[Size])
+			}
+		})
+	}
+}
+
+func TestKeyThatIsNotARegularFileIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		what string
+		make func(t *testing.T, path string)
+	}{
+		{"directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Chmod(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"FIFO", func(t *testing.T, path string) {
+			// No writer ever opens it: without O_NONBLOCK, open would block.
+			if err := unix.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"character device", func(t *testing.T, path string) {
+			mknod(t, path, unix.S_IFCHR|0o600, unix.Mkdev(1, 3)) // like /dev/null
+		}},
+		{"block device", func(t *testing.T, path string) {
+			mknod(t, path, unix.S_IFBLK|0o600, unix.Mkdev(7, 0)) // like /dev/loop0
+		}},
+		{"socket", func(t *testing.T, path string) {
+			l, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			if err := unix.Chmod(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(strings.ReplaceAll(tc.what, " ", "_"), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "machine.kek")
+			tc.make(t, path)
+			got := refused(t, path, KindNotRegular)
+			want := fmt.Sprintf("machine key is a %s, not a regular file (%q); fix: mount ", tc.what, path)
+			if !strings.HasPrefix(got, want) {
+				t.Errorf("got  %s\nwant prefix %s", got, want)
+			}
+		})
+	}
+}
+
+func mknod(t *testing.T, path string, mode uint32, dev uint64) {
+	t.Helper()
+	if err := unix.Mknod(path, mode, int(dev)); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			t.Skipf("mknod %s: %v (needs CAP_MKNOD)", path, err)
+		}
+		t.Fatal(err)
+	}
+}
+
+func TestMissingKeyIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "machine.kek")
+	got := refused(t, path, KindNotExist)
+	want := fmt.Sprintf("opening machine key: no such file or directory (%q); fix: mount the key at %s or point --machine-key / OV_MACHINE_KEY at it", path, path)
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	_, err := load(t, path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("errors.Is(err, fs.ErrNotExist) = false for %v", err)
+	}
+}
+
+func TestKeyUnderAFileIsRefusedWithTheOpenError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	writeKeyFile(t, file, goodKey, 0o600)
+	path := filepath.Join(file, "machine.kek")
+	got := refused(t, path, KindOpen)
+	if want := fmt.Sprintf("opening machine key: not a directory (%q); fix: ", path); !strings.HasPrefix(got, want) {
+		t.Errorf("got  %s\nwant prefix %s", got, want)
+	}
+}
