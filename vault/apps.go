@@ -1,0 +1,393 @@
+package vault
+
+import (
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Apps returns the names of the vault's apps, sorted.
+func (v *Vault) Apps() []string {
+	if v == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(v.apps))
+}
+
+// HasApp reports whether the vault has app.
+func (v *Vault) HasApp(app string) bool {
+	if v == nil {
+		return false
+	}
+	_, ok := v.apps[app]
+	return ok
+}
+
+// Epoch returns app's current epoch: 1 when created, plus one per RotateApp.
+func (v *Vault) Epoch(app string) (uint32, error) {
+	sec, err := v.section(app)
+	if err != nil {
+		return 0, err
+	}
+	return sec.epoch, nil
+}
+
+// SecretNames returns the names of app's secrets, sorted. It needs no key and
+// verifies nothing.
+func (v *Vault) SecretNames(app string) ([]string, error) {
+	sec, err := v.section(app)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(sec.secrets)), nil
+}
+
+func (v *Vault) section(app string) (*appSection, error) {
+	if err := v.usable(); err != nil {
+		return nil, err
+	}
+	sec, ok := v.apps[app]
+	if !ok {
+		return nil, fmt.Errorf("%w %q in this vault", ErrNoSuchApp, app)
+	}
+	return sec, nil
+}
+
+// CreateApp adds app, with no secrets, at epoch 1.
+func (v *Vault) CreateApp(root *Root, app string) error {
+	if err := v.checkRoot(root); err != nil {
+		return err
+	}
+	if err := ValidAppName(app); err != nil {
+		return err
+	}
+	if _, ok := v.apps[app]; ok {
+		return fmt.Errorf("app %q %w", app, ErrAppExists)
+	}
+	sec, err := newSection(root, app, 1, map[string][]byte{})
+	if err != nil {
+		return err
+	}
+	v.apps[app] = sec
+	return nil
+}
+
+// RemoveApp deletes app and all its secrets.
+func (v *Vault) RemoveApp(root *Root, app string) error {
+	if err := v.checkRoot(root); err != nil {
+		return err
+	}
+	if _, err := v.section(app); err != nil {
+		return err
+	}
+	delete(v.apps, app)
+	return nil
+}
+
+// newSection builds app's section at epoch from already sealed values,
+// computing its check value and MAC.
+func newSection(root *Root, app string, epoch uint32, secrets map[string][]byte) (*appSection, error) {
+	appKey, err := deriveAppKey(root.key[:], app, epoch)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(appKey)
+	keys, err := deriveAppKeys(appKey)
+	if err != nil {
+		return nil, err
+	}
+	defer keys.wipe()
+	return &appSection{
+		epoch:   epoch,
+		check:   checkValue(keys.check, app, epoch),
+		mac:     appMAC(keys.mac, app, epoch, secrets),
+		secrets: secrets,
+	}, nil
+}
+
+// unlockApp checks root, finds app, derives its keys and verifies its check
+// value and MAC. The caller wipes the keys.
+func (v *Vault) unlockApp(root *Root, app string) (*appSection, *appKeys, error) {
+	if err := v.checkRoot(root); err != nil {
+		return nil, nil, err
+	}
+	sec, err := v.section(app)
+	if err != nil {
+		return nil, nil, err
+	}
+	appKey, err := deriveAppKey(root.key[:], app, sec.epoch)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(appKey)
+	keys, err := deriveAppKeys(appKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !hmac.Equal(checkValue(keys.check, app, sec.epoch), sec.check) {
+		keys.wipe()
+		return nil, nil, errCheckAltered(app)
+	}
+	if err := sec.verifyMAC(app, keys.mac); err != nil {
+		keys.wipe()
+		return nil, nil, err
+	}
+	return sec, keys, nil
+}
+
+func errCheckAltered(app string) error {
+	return fmt.Errorf("%w: app %q: its check value does not match the vault's root key (its epoch or check was altered)", ErrTampered, app)
+}
+
+func (sec *appSection) verifyMAC(app string, macKey []byte) error {
+	if !hmac.Equal(appMAC(macKey, app, sec.epoch, sec.secrets), sec.mac) {
+		return fmt.Errorf("%w: app %q: its mac does not match its entries (an entry was added, removed, swapped or altered)", ErrTampered, app)
+	}
+	return nil
+}
+
+// openValue decrypts app's secret name. Every failure to authenticate is ErrDecrypt.
+func (sec *appSection) openValue(app, name string, valueKey []byte) ([]byte, error) {
+	pt, err := open(valueKey, sec.secrets[name], valueAAD(app, sec.epoch, name))
+	if errors.Is(err, errOpen) {
+		return nil, fmt.Errorf("secret %q of app %q: %w", name, app, ErrDecrypt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret %q of app %q: %w", name, app, err)
+	}
+	if err := validValue(name, pt); err != nil {
+		clear(pt)
+		return nil, err
+	}
+	return pt, nil
+}
+
+// RotateApp moves app to the next epoch: every value is re-sealed under the
+// new app key, with a new check value and MAC. Every machine key derived for
+// app before stops opening it (a root key keeps working). On error the vault
+// is unchanged.
+func (v *Vault) RotateApp(root *Root, app string) error {
+	sec, keys, err := v.unlockApp(root, app)
+	if err != nil {
+		return err
+	}
+	defer keys.wipe()
+	if sec.epoch >= MaxEpoch {
+		return fmt.Errorf("app %q is at the last epoch %d and cannot be rotated; create a new app", app, sec.epoch)
+	}
+	next := sec.epoch + 1
+	appKey, err := deriveAppKey(root.key[:], app, next)
+	if err != nil {
+		return err
+	}
+	defer clear(appKey)
+	nextKeys, err := deriveAppKeys(appKey)
+	if err != nil {
+		return err
+	}
+	defer nextKeys.wipe()
+	secrets := make(map[string][]byte, len(sec.secrets))
+	for _, name := range slices.Sorted(maps.Keys(sec.secrets)) { // sorted: nonces are drawn in a fixed order
+		pt, err := sec.openValue(app, name, keys.value)
+		if err != nil {
+			return err
+		}
+		secrets[name], err = seal(nextKeys.value, pt, valueAAD(app, next, name))
+		clear(pt)
+		if err != nil {
+			return fmt.Errorf("sealing secret %q of app %q: %w", name, app, err)
+		}
+	}
+	v.apps[app] = &appSection{
+		epoch:   next,
+		check:   checkValue(nextKeys.check, app, next),
+		mac:     appMAC(nextKeys.mac, app, next, secrets),
+		secrets: secrets,
+	}
+	return nil
+}
+
+// SetSecret seals value as app's secret name, replacing any value it had.
+// It verifies app's MAC first, so a tampered section is never re-MACed.
+// value stays the caller's.
+func (v *Vault) SetSecret(root *Root, app, name string, value []byte) error {
+	if err := ValidSecretName(name); err != nil {
+		return err
+	}
+	if err := validValue(name, value); err != nil {
+		return err
+	}
+	sec, keys, err := v.unlockApp(root, app)
+	if err != nil {
+		return err
+	}
+	defer keys.wipe()
+	sealed, err := seal(keys.value, value, valueAAD(app, sec.epoch, name))
+	if err != nil {
+		return fmt.Errorf("sealing secret %q of app %q: %w", name, app, err)
+	}
+	secrets := maps.Clone(sec.secrets)
+	secrets[name] = sealed
+	sec.mac = appMAC(keys.mac, app, sec.epoch, secrets)
+	sec.secrets = secrets
+	return nil
+}
+
+// RemoveSecret deletes app's secret name. It verifies app's MAC first.
+func (v *Vault) RemoveSecret(root *Root, app, name string) error {
+	sec, keys, err := v.unlockApp(root, app)
+	if err != nil {
+		return err
+	}
+	defer keys.wipe()
+	if _, ok := sec.secrets[name]; !ok {
+		return fmt.Errorf("%w %q in app %q", ErrNoSuchSecret, name, app)
+	}
+	secrets := maps.Clone(sec.secrets)
+	delete(secrets, name)
+	sec.mac = appMAC(keys.mac, app, sec.epoch, secrets)
+	sec.secrets = secrets
+	return nil
+}
+
+// AppKey returns the current app key of app: the scoped machine key that
+// opens app, at its current epoch, and nothing else. The caller wipes it.
+func (v *Vault) AppKey(root *Root, app string) ([]byte, error) {
+	if err := v.checkRoot(root); err != nil {
+		return nil, err
+	}
+	sec, err := v.section(app)
+	if err != nil {
+		return nil, err
+	}
+	return deriveAppKey(root.key[:], app, sec.epoch)
+}
+
+// Open decrypts app's secrets with machineKey, which is either the vault's
+// root key or app's current app key; app's check value tells which. It
+// verifies app's MAC, then opens the secrets called names (all of them when
+// names is nil; none when it is empty but not nil) and returns them sorted by
+// name. The caller wipes them (WipeAll).
+//
+// Errors, told apart with errors.Is and errors.As: ErrNoSuchApp;
+// *WrongAppError when machineKey is the app key of another app of this vault;
+// ErrWrongKey when it opens neither app nor the vault (derived for another
+// vault, or before the app was rotated); ErrTampered when app's check value or
+// MAC does not match; ErrDecrypt when a value fails to authenticate;
+// ErrNoSuchSecret when a name asked for is absent. Nothing is returned unless
+// every secret asked for opened.
+func (v *Vault) Open(app string, machineKey []byte, names []string) ([]Secret, error) {
+	sec, appKey, _, err := v.identify(app, machineKey)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(appKey)
+	keys, err := deriveAppKeys(appKey)
+	if err != nil {
+		return nil, err
+	}
+	defer keys.wipe()
+	if err := sec.verifyMAC(app, keys.mac); err != nil {
+		return nil, err
+	}
+	if names == nil {
+		names = slices.Sorted(maps.Keys(sec.secrets))
+	} else {
+		names = slices.Clone(names)
+		slices.Sort(names)
+		names = slices.Compact(names)
+	}
+	for _, name := range names {
+		if _, ok := sec.secrets[name]; !ok {
+			return nil, fmt.Errorf("%w %q in app %q", ErrNoSuchSecret, name, app)
+		}
+	}
+	out := make([]Secret, 0, len(names))
+	for _, name := range names {
+		pt, err := sec.openValue(app, name, keys.value)
+		if err != nil {
+			WipeAll(out)
+			return nil, err
+		}
+		out = append(out, Secret{Name: name, Value: pt})
+	}
+	return out, nil
+}
+
+// Scoped reports whether machineKey is app's current app key (true) or the
+// vault's root key (false). It verifies app's MAC too and returns Open's
+// errors.
+func (v *Vault) Scoped(app string, machineKey []byte) (bool, error) {
+	sec, appKey, scoped, err := v.identify(app, machineKey)
+	if err != nil {
+		return false, err
+	}
+	defer clear(appKey)
+	keys, err := deriveAppKeys(appKey)
+	if err != nil {
+		return false, err
+	}
+	defer keys.wipe()
+	if err := sec.verifyMAC(app, keys.mac); err != nil {
+		return false, err
+	}
+	return scoped, nil
+}
+
+// identify decides by check values whether machineKey is app's app key or the
+// vault's root key, and returns app's section and app key (a copy the caller
+// wipes).
+func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey []byte, scoped bool, err error) {
+	if len(machineKey) != KeySize {
+		return nil, nil, false, fmt.Errorf("machine key must be exactly %d bytes", KeySize)
+	}
+	if sec, err = v.section(app); err != nil {
+		return nil, nil, false, err
+	}
+	// Is it the app key?
+	c, err := appCheck(machineKey, app, sec.epoch)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if hmac.Equal(c, sec.check) {
+		return sec, slices.Clone(machineKey), true, nil
+	}
+	// Is it the root key?
+	appKey, err = deriveAppKey(machineKey, app, sec.epoch)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if c, err = appCheck(appKey, app, sec.epoch); err != nil {
+		clear(appKey)
+		return nil, nil, false, err
+	}
+	if hmac.Equal(c, sec.check) {
+		return sec, appKey, false, nil
+	}
+	clear(appKey)
+	// Neither. Say why as precisely as the check values allow.
+	rc, err := rootCheckValue(machineKey)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if hmac.Equal(rc, v.rootCheck) {
+		return nil, nil, false, errCheckAltered(app)
+	}
+	for _, other := range v.Apps() {
+		if other == app {
+			continue
+		}
+		c, err := appCheck(machineKey, other, v.apps[other].epoch)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if hmac.Equal(c, v.apps[other].check) {
+			return nil, nil, false, &WrongAppError{KeyApp: other, WantApp: app}
+		}
+	}
+	return nil, nil, false, fmt.Errorf("%w: it is neither the root key of this vault nor the current key of app %q; "+
+		"was it derived for another vault, or before \"ov app rotate %s\"? derive a new one with \"ov auth derive-machine-key --app %s\"",
+		ErrWrongKey, app, app, app)
+}

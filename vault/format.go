@@ -1,0 +1,438 @@
+package vault
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+)
+
+// fileJSON is the vault file as JSON. encoding/json writes struct fields in
+// this order and map keys sorted, which makes Marshal deterministic.
+type fileJSON struct {
+	Version     uint32             `json:"version"`
+	KDF         kdfJSON            `json:"kdf"`
+	WrappedRoot string             `json:"wrapped_root"`
+	RootCheck   string             `json:"root_check"`
+	Apps        map[string]appJSON `json:"apps"`
+}
+
+type kdfJSON struct {
+	Alg       string `json:"alg"`
+	Time      uint32 `json:"time"`
+	MemoryKiB uint32 `json:"memory_kib"`
+	Threads   uint8  `json:"threads"`
+	Salt      string `json:"salt"`
+}
+
+type appJSON struct {
+	Epoch   uint32            `json:"epoch"`
+	Check   string            `json:"check"`
+	MAC     string            `json:"mac"`
+	Secrets map[string]string `json:"secrets"`
+}
+
+// shape describes what a JSON value must look like; the walk in checkShape
+// holds a document to it before encoding/json decodes it, because
+// encoding/json alone accepts duplicate keys (the last wins), matches field
+// names case-insensitively and takes null for anything.
+type shape struct {
+	kind   int
+	bits   int               // kindUint: the integer's size
+	fields map[string]*shape // kindStruct: every key, all required
+	elem   *shape            // kindMap: the shape of every value
+}
+
+const (
+	kindUint   = iota // a non-negative integer in canonical decimal
+	kindString        // a string
+	kindStruct        // an object with exactly the keys of fields
+	kindMap           // an object with any keys, each once
+)
+
+var fileShape = &shape{kind: kindStruct, fields: map[string]*shape{
+	"version": {kind: kindUint, bits: 32},
+	"kdf": {kind: kindStruct, fields: map[string]*shape{
+		"alg":        {kind: kindString},
+		"time":       {kind: kindUint, bits: 32},
+		"memory_kib": {kind: kindUint, bits: 32},
+		"threads":    {kind: kindUint, bits: 8},
+		"salt":       {kind: kindString},
+	}},
+	"wrapped_root": {kind: kindString},
+	"root_check":   {kind: kindString},
+	"apps": {kind: kindMap, elem: &shape{kind: kindStruct, fields: map[string]*shape{
+		"epoch":   {kind: kindUint, bits: 32},
+		"check":   {kind: kindString},
+		"mac":     {kind: kindString},
+		"secrets": {kind: kindMap, elem: &shape{kind: kindString}},
+	}}},
+}}
+
+// Parse decodes a vault file strictly: at most MaxFileSize bytes, version 1,
+// exactly the fields of SPEC.md each once, no trailing data, valid names,
+// canonical base64 of the right lengths and bounded KDF parameters. It
+// authenticates nothing: that needs a key (Unlock, Open).
+func Parse(data []byte) (*Vault, error) {
+	v, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("parsing vault: %w", err)
+	}
+	return v, nil
+}
+
+func parse(data []byte) (*Vault, error) {
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("file is %d bytes, over the limit of %d", len(data), MaxFileSize)
+	}
+	// The version comes first so that a newer file is refused for its
+	// version, not for the fields it added.
+	var probe struct {
+		Version *json.RawMessage `json:"version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if probe.Version == nil {
+		return nil, errors.New("missing field \"version\"")
+	}
+	if got := string(*probe.Version); got != strconv.Itoa(Version) {
+		return nil, fmt.Errorf("%w %s (this build reads version %d only)", ErrUnsupportedVersion, got, Version)
+	}
+
+	if err := checkShape(data); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f fileJSON
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	return fromJSON(&f)
+}
+
+// checkShape walks data and holds it to fileShape.
+func checkShape(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := walk(dec, fileShape, ""); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// walk reads one value from dec and checks it against s. path names the
+// value in errors ("apps.web.epoch").
+func walk(dec *json.Decoder, s *shape, path string) error {
+	at := func() string {
+		if path == "" {
+			return "top level"
+		}
+		return strconv.Quote(path)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("invalid JSON at %s: %w", at(), err)
+	}
+	switch s.kind {
+	case kindUint:
+		n, ok := tok.(json.Number)
+		if !ok {
+			return fmt.Errorf("%s must be a number", at())
+		}
+		if _, err := strconv.ParseUint(string(n), 10, s.bits); err != nil {
+			return fmt.Errorf("%s must be an integer from 0 to %d, not %s", at(), uint64(1)<<s.bits-1, n)
+		}
+		return nil
+	case kindString:
+		if _, ok := tok.(string); !ok {
+			return fmt.Errorf("%s must be a string", at())
+		}
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("%s must be an object", at())
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("invalid JSON at %s: %w", at(), err)
+		}
+		key, ok := tok.(string) // the decoder yields only strings as keys; be sure anyway
+		if !ok {
+			return fmt.Errorf("invalid JSON at %s: object key is not a string", at())
+		}
+		if seen[key] {
+			return fmt.Errorf("%s has key %q twice", at(), key)
+		}
+		seen[key] = true
+		sub := s.elem
+		if s.kind == kindStruct {
+			if sub = s.fields[key]; sub == nil {
+				return fmt.Errorf("%s has unknown field %q", at(), key)
+			}
+		}
+		p := key
+		if path != "" {
+			p = path + "." + key
+		}
+		if err := walk(dec, sub, p); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return fmt.Errorf("invalid JSON at %s: %w", at(), err)
+	}
+	for key := range s.fields {
+		if !seen[key] {
+			return fmt.Errorf("%s is missing field %q", at(), key)
+		}
+	}
+	return nil
+}
+
+// decodeB64 decodes canonical standard base64 of exactly size bytes, or of
+// min..max bytes when size is -1.
+func decodeB64(field, s string, min, max int) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || base64.StdEncoding.EncodeToString(b) != s {
+		return nil, fmt.Errorf("%s is not canonical standard base64", field)
+	}
+	if len(b) < min || len(b) > max {
+		if min == max {
+			return nil, fmt.Errorf("%s must decode to %d bytes, not %d", field, min, len(b))
+		}
+		return nil, fmt.Errorf("%s must decode to %d..%d bytes, not %d", field, min, max, len(b))
+	}
+	return b, nil
+}
+
+func fromJSON(f *fileJSON) (*Vault, error) {
+	if f.KDF.Alg != kdfAlg {
+		return nil, fmt.Errorf("unsupported kdf %q (want %q)", f.KDF.Alg, kdfAlg)
+	}
+	v := &Vault{
+		kdf:  KDFParams{Time: f.KDF.Time, MemoryKiB: f.KDF.MemoryKiB, Threads: f.KDF.Threads},
+		apps: make(map[string]*appSection, len(f.Apps)),
+	}
+	if err := checkKDF(v.kdf); err != nil {
+		return nil, err
+	}
+	var err error
+	if v.salt, err = decodeB64("kdf.salt", f.KDF.Salt, SaltSize, SaltSize); err != nil {
+		return nil, err
+	}
+	if v.wrappedRoot, err = decodeB64("wrapped_root", f.WrappedRoot, sealedRootSize, sealedRootSize); err != nil {
+		return nil, err
+	}
+	if v.rootCheck, err = decodeB64("root_check", f.RootCheck, macSize, macSize); err != nil {
+		return nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.Apps)) {
+		a := f.Apps[name]
+		if err := ValidAppName(name); err != nil {
+			return nil, err
+		}
+		if a.Epoch < 1 {
+			return nil, fmt.Errorf("app %q: epoch must be at least 1", name)
+		}
+		sec := &appSection{epoch: a.Epoch, secrets: make(map[string][]byte, len(a.Secrets))}
+		if sec.check, err = decodeB64(fmt.Sprintf("apps.%s.check", name), a.Check, macSize, macSize); err != nil {
+			return nil, err
+		}
+		if sec.mac, err = decodeB64(fmt.Sprintf("apps.%s.mac", name), a.MAC, macSize, macSize); err != nil {
+			return nil, err
+		}
+		for _, sname := range slices.Sorted(maps.Keys(a.Secrets)) {
+			sv := a.Secrets[sname]
+			if err := ValidSecretName(sname); err != nil {
+				return nil, fmt.Errorf("app %q: %w", name, err)
+			}
+			field := fmt.Sprintf("apps.%s.secrets.%s", name, sname)
+			if sec.secrets[sname], err = decodeB64(field, sv, minSealedValueSize, maxSealedValueSize); err != nil {
+				return nil, err
+			}
+		}
+		v.apps[name] = sec
+	}
+	return v, nil
+}
+
+// Marshal encodes the vault as SPEC.md says: indented JSON, fields in a fixed
+// order, map keys sorted, a trailing newline. The same vault always encodes
+// to the same bytes.
+func (v *Vault) Marshal() ([]byte, error) {
+	if err := v.usable(); err != nil {
+		return nil, err
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	f := fileJSON{
+		Version: Version,
+		KDF: kdfJSON{
+			Alg:       kdfAlg,
+			Time:      v.kdf.Time,
+			MemoryKiB: v.kdf.MemoryKiB,
+			Threads:   v.kdf.Threads,
+			Salt:      b64(v.salt),
+		},
+		WrappedRoot: b64(v.wrappedRoot),
+		RootCheck:   b64(v.rootCheck),
+		Apps:        make(map[string]appJSON, len(v.apps)),
+	}
+	for name, sec := range v.apps {
+		a := appJSON{Epoch: sec.epoch, Check: b64(sec.check), MAC: b64(sec.mac), Secrets: make(map[string]string, len(sec.secrets))}
+		for sname, sv := range sec.secrets {
+			a.Secrets[sname] = b64(sv)
+		}
+		f.Apps[name] = a
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(&f); err != nil { // Encode ends with a newline
+		return nil, fmt.Errorf("encoding vault: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Load reads and parses the vault file at path. It follows symbolic links,
+// refuses anything but a regular file (a FIFO cannot hang it) and reads at
+// most MaxFileSize bytes. Errors name the path.
+func Load(path string) (*Vault, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading vault %q: %w", path, err)
+	}
+	v, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("vault %q: %w", path, err)
+	}
+	return v, nil
+}
+
+func readBounded(path string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, unwrapPathError(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, unwrapPathError(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("file is %d bytes, over the limit of %d", fi.Size(), MaxFileSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, unwrapPathError(err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("file is over the limit of %d bytes", MaxFileSize)
+	}
+	return data, nil
+}
+
+// unwrapPathError drops the *os.PathError's own copy of the path, which the
+// caller's message already quotes.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// Save writes the vault to path atomically with mode 0600: it writes a new
+// temporary file in the same directory (created with O_EXCL and mode 0600),
+// fsyncs it, renames it over path and fsyncs the directory. Readers see the
+// old file or the new one, never a mix; on error path is untouched and the
+// temporary file removed. When path is a symbolic link, the link itself is
+// replaced by the new file; its target is left as it was.
+func (v *Vault) Save(path string) error {
+	data, err := v.Marshal()
+	if err == nil {
+		err = writeAtomic(path, data)
+	}
+	if err != nil {
+		return fmt.Errorf("saving vault %q: %w", path, err)
+	}
+	return nil
+}
+
+// writeAtomic is Save's file work: temporary file, fsync, rename, fsync dir.
+func writeAtomic(path string, data []byte) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if base == "" {
+		return errors.New("path names a directory")
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*") // O_RDWR|O_CREATE|O_EXCL, 0600
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("creating a temporary file beside it: %w", err)
+	}
+	tmp := f.Name()
+	renamed := false
+	defer func() {
+		if !renamed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return unwrapPathError(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return unwrapPathError(err)
+	}
+	if err := f.Sync(); err != nil {
+		return unwrapPathError(err)
+	}
+	if err := f.Close(); err != nil {
+		return unwrapPathError(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		var le *os.LinkError
+		if errors.As(err, &le) {
+			return fmt.Errorf("rename: %w", le.Err)
+		}
+		return err
+	}
+	renamed = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return unwrapPathError(err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory: %w", unwrapPathError(err))
+	}
+	return nil
+}

@@ -1,0 +1,365 @@
+package vault
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// validFile is a marshalled test vault.
+func validFile(t *testing.T) []byte {
+	t.Helper()
+	v, _ := newTestVault(t)
+	data, err := v.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// editJSON decodes data generically, applies edit and encodes it again.
+func editJSON(t *testing.T, data []byte, edit func(m map[string]any)) []byte {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func obj(m map[string]any, path ...string) map[string]any {
+	for _, p := range path {
+		m = m[p].(map[string]any)
+	}
+	return m
+}
+
+func b64(n int) string { return base64.StdEncoding.EncodeToString(make([]byte, n)) }
+
+func TestParseRefusesMalformedFiles(t *testing.T) {
+	type tc struct {
+		name string
+		edit func(m map[string]any) // a structural edit, or
+		raw  func(s string) string  // a textual one
+		want string                 // in the error text
+	}
+	setKDF := func(k string, v any) func(m map[string]any) {
+		return func(m map[string]any) { obj(m, "kdf")[k] = v }
+	}
+	setApp := func(k string, v any) func(m map[string]any) {
+		return func(m map[string]any) { obj(m, "apps", "web")[k] = v }
+	}
+	setSecret := func(k string, v any) func(m map[string]any) {
+		return func(m map[string]any) { obj(m, "apps", "web", "secrets")[k] = v }
+	}
+	cases := []tc{
+		{name: "version 2", edit: func(m map[string]any) { m["version"] = 2 }, want: "unsupported vault version 2"},
+		{name: "version 0", edit: func(m map[string]any) { m["version"] = 0 }, want: "unsupported vault version 0"},
+		{name: "version 1.0", edit: func(m map[string]any) { m["version"] = json.Number("1.0") }, want: "unsupported vault version 1.0"},
+		{name: "version string", edit: func(m map[string]any) { m["version"] = "1" }, want: `unsupported vault version "1"`},
+		{name: "version missing", edit: func(m map[string]any) { delete(m, "version") }, want: `missing field "version"`},
+		{name: "unknown top field", edit: func(m map[string]any) { m["extra"] = 1 }, want: `unknown field "extra"`},
+		{name: "unknown kdf field", edit: setKDF("pepper", "x"), want: `unknown field "pepper"`},
+		{name: "unknown app field", edit: setApp("note", "x"), want: `unknown field "note"`},
+		{name: "field in other case", raw: func(s string) string { return strings.Replace(s, `"kdf"`, `"KDF"`, 1) }, want: `unknown field "KDF"`},
+		{name: "duplicate secret", raw: func(s string) string {
+			return strings.Replace(s, `"secrets":{`, `"secrets":{"TOKEN":"`+b64(40)+`",`, 1)
+		}, want: `key "TOKEN" twice`},
+		{name: "duplicate field", raw: func(s string) string { return strings.Replace(s, `{`, `{"version":1,`, 1) }, want: `key "version" twice`},
+		{name: "missing apps", edit: func(m map[string]any) { delete(m, "apps") }, want: `missing field "apps"`},
+		{name: "missing salt", edit: func(m map[string]any) { delete(obj(m, "kdf"), "salt") }, want: `missing field "salt"`},
+		{name: "missing secrets", edit: func(m map[string]any) { delete(obj(m, "apps", "web"), "secrets") }, want: `missing field "secrets"`},
+		{name: "null apps", edit: func(m map[string]any) { m["apps"] = nil }, want: `"apps" must be an object`},
+		{name: "null value", edit: setSecret("TOKEN", nil), want: "must be a string"},
+		{name: "array apps", edit: func(m map[string]any) { m["apps"] = []any{} }, want: "must be an object"},
+		{name: "trailing garbage", raw: func(s string) string { return s + "x" }, want: "invalid JSON"},
+		{name: "trailing object", raw: func(s string) string { return s + "{}" }, want: "invalid JSON"},
+		{name: "not an object", raw: func(string) string { return `[]` }, want: "invalid JSON"},
+		{name: "empty", raw: func(string) string { return `` }, want: "invalid JSON"},
+		{name: "null", raw: func(string) string { return `null` }, want: `missing field "version"`},
+		{name: "truncated", raw: func(s string) string { return s[:len(s)/2] }, want: "invalid JSON"},
+		{name: "kdf alg", edit: setKDF("alg", "scrypt"), want: `unsupported kdf "scrypt"`},
+		{name: "kdf time 0", edit: setKDF("time", 0), want: "kdf time 0"},
+		{name: "kdf time 101", edit: setKDF("time", 101), want: "kdf time 101"},
+		{name: "kdf memory over 4 GiB", edit: setKDF("memory_kib", 4<<20+1), want: "kdf memory_kib 4194305"},
+		{name: "kdf memory under 8 per thread", edit: setKDF("memory_kib", 7), want: "kdf memory_kib 7"},
+		{name: "kdf memory over uint32", edit: setKDF("memory_kib", 1<<32), want: "integer from 0 to 4294967295"},
+		{name: "kdf threads 0", edit: setKDF("threads", 0), want: "kdf threads 0"},
+		{name: "kdf threads 256", edit: setKDF("threads", 256), want: "integer from 0 to 255"},
+		{name: "kdf time negative", edit: setKDF("time", -1), want: "integer from 0 to"},
+		{name: "kdf time float", edit: setKDF("time", 1.5), want: "integer from 0 to"},
+		{name: "kdf time exponent", edit: setKDF("time", json.Number("1e0")), want: "integer from 0 to"},
+		{name: "kdf time string", edit: setKDF("time", "1"), want: "must be a number"},
+		{name: "salt bad base64", edit: setKDF("salt", "!!!!"), want: "kdf.salt is not canonical"},
+		{name: "salt url base64", edit: setKDF("salt", "-_-_-_-_-_-_-_-_-_-_-w=="), want: "kdf.salt is not canonical"},
+		{name: "salt unpadded", edit: setKDF("salt", strings.TrimRight(b64(16), "=")), want: "kdf.salt is not canonical"},
+		{name: "salt with newline", edit: setKDF("salt", b64(12)+"\n"+b64(3)), want: "kdf.salt is not canonical"},
+		{name: "salt with padding bits", edit: setKDF("salt", "AAAAAAAAAAAAAAAAAAAAAB=="), want: "kdf.salt is not canonical"},
+		{name: "salt short", edit: setKDF("salt", b64(15)), want: "kdf.salt must decode to 16 bytes, not 15"},
+		{name: "wrapped root short", edit: func(m map[string]any) { m["wrapped_root"] = b64(71) }, want: "wrapped_root must decode to 72 bytes"},
+		{name: "root check long", edit: func(m map[string]any) { m["root_check"] = b64(33) }, want: "root_check must decode to 32 bytes"},
+		{name: "check short", edit: setApp("check", b64(31)), want: "apps.web.check must decode to 32 bytes"},
+		{name: "mac empty", edit: setApp("mac", ""), want: "apps.web.mac must decode to 32 bytes, not 0"},
+		{name: "value too short", edit: setSecret("TOKEN", b64(39)), want: "must decode to 40..130855 bytes, not 39"},
+		{name: "value too long", edit: setSecret("TOKEN", b64(40+MaxValueSize+1)), want: "not 130856"},
+		{name: "value bad base64", edit: setSecret("TOKEN", "@@@@"), want: "apps.web.secrets.TOKEN is not canonical"},
+		{name: "epoch 0", edit: setApp("epoch", 0), want: "epoch must be at least 1"},
+		{name: "epoch over uint32", edit: setApp("epoch", 1<<32), want: `"apps.web.epoch" must be an integer`},
+		{name: "app name upper", raw: func(s string) string { return strings.Replace(s, `"web":`, `"Web":`, 1) }, want: `invalid app name "Web"`},
+		{name: "app name slash", raw: func(s string) string { return strings.Replace(s, `"web":`, `"a/b":`, 1) }, want: `invalid app name "a/b"`},
+		{name: "app name empty", raw: func(s string) string { return strings.Replace(s, `"web":`, `"":`, 1) }, want: `invalid app name ""`},
+		{name: "app name control", raw: func(s string) string { return strings.Replace(s, `"web":`, `"w\u001b[31m":`, 1) }, want: `invalid app name "w\x1b[31m"`},
+		{name: "secret name digit", raw: func(s string) string { return strings.Replace(s, `"TOKEN":`, `"1TOKEN":`, 1) }, want: `invalid secret name "1TOKEN"`},
+		{name: "secret name equals", raw: func(s string) string { return strings.Replace(s, `"TOKEN":`, `"TO=KEN":`, 1) }, want: `invalid secret name "TO=KEN"`},
+		{name: "secret name too long", raw: func(s string) string {
+			return strings.Replace(s, `"TOKEN":`, `"`+strings.Repeat("T", 256)+`":`, 1)
+		}, want: "invalid secret name"},
+		{name: "deep nesting", raw: func(string) string { return strings.Repeat("[", 100000) }, want: "invalid JSON"},
+	}
+	base := validFile(t)
+	if _, err := Parse(base); err != nil {
+		t.Fatal(err)
+	}
+	// Compact the base so textual edits see `"secrets":{` and `"web":`.
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, base); err != nil {
+		t.Fatal(err)
+	}
+	compact := buf.String()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var data []byte
+			if c.edit != nil {
+				data = editJSON(t, base, c.edit)
+			} else {
+				data = []byte(c.raw(compact))
+				if string(data) == compact {
+					t.Fatal("textual edit changed nothing")
+				}
+			}
+			v, err := Parse(data)
+			if err == nil {
+				t.Fatalf("Parse accepted it:\n%.400s", data)
+			}
+			if v != nil {
+				t.Fatal("Parse returned a vault with an error")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %q, want it to contain %q", err, c.want)
+			}
+			if !strings.HasPrefix(err.Error(), "parsing vault: ") {
+				t.Fatalf("error = %q lacks context", err)
+			}
+		})
+	}
+}
+
+func TestParseUnsupportedVersionIsErrUnsupportedVersionEvenWithNewFields(t *testing.T) {
+	data := []byte(`{"version": 2, "something_new": {"a": [1, 2]}}`)
+	_, err := Parse(data)
+	wantErrIs(t, err, ErrUnsupportedVersion)
+	if !strings.Contains(err.Error(), "version 2") {
+		t.Fatalf("error does not name the version: %v", err)
+	}
+}
+
+func TestParseAcceptsStrongerKDFParamsWithinBounds(t *testing.T) {
+	data := editJSON(t, validFile(t), func(m map[string]any) {
+		k := obj(m, "kdf")
+		k["time"], k["memory_kib"], k["threads"] = MaxKDFTime, MaxKDFMemoryKiB, 255
+	})
+	v, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.kdf != (KDFParams{Time: MaxKDFTime, MemoryKiB: MaxKDFMemoryKiB, Threads: 255}) {
+		t.Fatalf("kdf = %+v", v.kdf)
+	}
+}
+
+func TestParseRefusesOversizeFile(t *testing.T) {
+	data := validFile(t)
+	big := append(data[:len(data)-2:len(data)-2], bytes.Repeat([]byte(" "), MaxFileSize)...)
+	big = append(big, "}\n"...)
+	_, err := Parse(big)
+	if err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("Parse of %d bytes = %v", len(big), err)
+	}
+	_, err = Parse(big[len(big)-MaxFileSize:]) // exactly at the limit: read, then refused as JSON
+	if err == nil || strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("Parse at the limit = %v", err)
+	}
+}
+
+func TestMarshalIsDeterministicAndSorted(t *testing.T) {
+	v, _ := newTestVault(t)
+	a, _ := v.Marshal()
+	for range 10 {
+		if b, _ := v.Marshal(); !bytes.Equal(a, b) {
+			t.Fatal("Marshal is not deterministic")
+		}
+	}
+	s := string(a)
+	if strings.Index(s, `"api"`) > strings.Index(s, `"web"`) || strings.Index(s, `"API_TOKEN"`) > strings.Index(s, `"DB_PASSWORD"`) {
+		t.Fatalf("keys are not sorted:\n%s", s)
+	}
+	order := []string{`"version"`, `"kdf"`, `"alg"`, `"time"`, `"memory_kib"`, `"threads"`, `"salt"`, `"wrapped_root"`, `"root_check"`, `"apps"`}
+	last := -1
+	for _, k := range order {
+		i := strings.Index(s, k)
+		if i < last {
+			t.Fatalf("field %s out of order", k)
+		}
+		last = i
+	}
+}
+
+func TestSaveWrites0600AtomicallyAndLeavesNoTempFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vault.json")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, root := newTestVault(t)
+	if err := v.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o600 {
+		t.Fatalf("mode = %v, want -rw-------", fi.Mode())
+	}
+	assertOnlyFile(t, dir, "vault.json")
+	w, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := secretsMap(t, w, "web", root.Bytes()); got["DB_PASSWORD"] != "hunter2" {
+		t.Fatalf("loaded %v", got)
+	}
+}
+
+func TestSaveInCurrentDirectoryWorks(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	v, _ := newTestVault(t)
+	if err := v.Save("v.json"); err != nil {
+		t.Fatal(err)
+	}
+	assertOnlyFile(t, dir, "v.json")
+}
+
+func TestSaveOverSymlinkReplacesTheLinkNotItsTarget(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("target"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := newTestVault(t)
+	if err := v.Save(link); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Lstat(link); !fi.Mode().IsRegular() {
+		t.Fatalf("link is now %v", fi.Mode())
+	}
+	if b, _ := os.ReadFile(target); string(b) != "target" {
+		t.Fatal("Save wrote through the symlink")
+	}
+}
+
+func TestSaveFailureLeavesNoTempFileAndNamesThePath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "isdir")
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := newTestVault(t)
+	err := v.Save(path)
+	if err == nil || !strings.Contains(err.Error(), `"`+path+`"`) {
+		t.Fatalf("Save over a directory = %v", err)
+	}
+	assertOnlyFile(t, dir, "isdir")
+
+	missing := filepath.Join(dir, "no", "such", "dir", "v.json")
+	if err := v.Save(missing); err == nil || !strings.Contains(err.Error(), `"`+missing+`"`) {
+		t.Fatalf("Save into a missing directory = %v", err)
+	}
+	var zero Vault
+	if err := zero.Save(filepath.Join(dir, "zero.json")); err == nil {
+		t.Fatal("Save of the zero Vault succeeded")
+	}
+	assertOnlyFile(t, dir, "isdir")
+}
+
+func assertOnlyFile(t *testing.T, dir, name string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != name {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("directory holds %q, want only %q", names, name)
+	}
+}
+
+func TestLoadErrorsNameThePath(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.json")
+	_, err := Load(missing)
+	if err == nil || !strings.Contains(err.Error(), `"`+missing+`"`) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Load(missing) = %v", err)
+	}
+	if strings.Count(err.Error(), missing) != 1 {
+		t.Fatalf("path repeated: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"version": 9}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(bad)
+	if err == nil || !strings.Contains(err.Error(), `"`+bad+`"`) || !errors.Is(err, ErrUnsupportedVersion) {
+		t.Fatalf("Load(bad) = %v", err)
+	}
+	_, err = Load(dir)
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Load(dir) = %v", err)
+	}
+}
+
+func TestLoadRefusesOversizeFileWithoutReadingIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge.json")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 40); err != nil { // sparse: 1 TiB that Load must not read
+		t.Skipf("cannot create a sparse file here: %v", err)
+	}
+	f.Close()
+	_, err = Load(path)
+	if err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("Load = %v", err)
+	}
+}

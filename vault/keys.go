@@ -1,0 +1,200 @@
+package vault
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// HKDF info labels, HMAC messages and associated-data labels. Each is used
+// for one purpose only; SPEC.md lists them.
+const (
+	// infoAppKey + app + "/" + decimal epoch derives an app key from the root key.
+	infoAppKey = "ov/v1/app/"
+	// infoValueKey, infoMACKey and infoCheckKey derive an app's subkeys from its app key.
+	infoValueKey = "ov/v1/value-key"
+	infoMACKey   = "ov/v1/mac-key"
+	infoCheckKey = "ov/v1/check-key"
+	// infoRootCheckKey derives the root check key from the root key.
+	infoRootCheckKey = "ov/v1/root-check-key"
+
+	// msgCheck + app + "/" + decimal epoch is the message of an app's check value.
+	msgCheck = "ov/v1/check/"
+	// msgRootCheck is the message of the root check value.
+	msgRootCheck = "ov/v1/root-check"
+
+	// labelRootAAD, labelValueAAD and labelMAC open the length-prefixed
+	// encodings of the root key's AAD, a value's AAD and an app's MAC input.
+	labelRootAAD  = "ov/v1/root-wrap"
+	labelValueAAD = "ov/v1/value"
+	labelMAC      = "ov/v1/entries"
+)
+
+// hkdfKey is HKDF-SHA256 with an empty salt and a KeySize output.
+func hkdfKey(secret []byte, info string) ([]byte, error) {
+	if len(secret) != KeySize {
+		return nil, fmt.Errorf("key must be exactly %d bytes, not %d", KeySize, len(secret))
+	}
+	k, err := hkdf.Key(sha256.New, secret, nil, info, KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("deriving key: %w", err)
+	}
+	return k, nil
+}
+
+func hmacSHA256(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return m.Sum(nil)
+}
+
+// deriveAppKey returns the app key of app at epoch under root.
+func deriveAppKey(root []byte, app string, epoch uint32) ([]byte, error) {
+	return hkdfKey(root, infoAppKey+app+"/"+strconv.FormatUint(uint64(epoch), 10))
+}
+
+// appKeys are the subkeys of one app key. wipe zeroes them.
+type appKeys struct {
+	value, mac, check []byte
+}
+
+func deriveAppKeys(appKey []byte) (*appKeys, error) {
+	k := new(appKeys)
+	var err error
+	if k.value, err = hkdfKey(appKey, infoValueKey); err != nil {
+		return nil, err
+	}
+	if k.mac, err = hkdfKey(appKey, infoMACKey); err != nil {
+		k.wipe()
+		return nil, err
+	}
+	if k.check, err = hkdfKey(appKey, infoCheckKey); err != nil {
+		k.wipe()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *appKeys) wipe() {
+	clear(k.value)
+	clear(k.mac)
+	clear(k.check)
+}
+
+// checkValue is an app's check value under its check key.
+func checkValue(checkKey []byte, app string, epoch uint32) []byte {
+	return hmacSHA256(checkKey, []byte(msgCheck+app+"/"+strconv.FormatUint(uint64(epoch), 10)))
+}
+
+// appCheck is the check value of app at epoch when appKey is its app key.
+func appCheck(appKey []byte, app string, epoch uint32) ([]byte, error) {
+	ck, err := hkdfKey(appKey, infoCheckKey)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(ck)
+	return checkValue(ck, app, epoch), nil
+}
+
+// rootCheckValue lets a holder of a root key confirm it is this vault's.
+func rootCheckValue(root []byte) ([]byte, error) {
+	k, err := hkdfKey(root, infoRootCheckKey)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k)
+	return hmacSHA256(k, []byte(msgRootCheck)), nil
+}
+
+// appendField appends len(b) as a 4-byte big-endian integer, then b.
+func appendField(dst []byte, b []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(b)))
+	return append(dst, b...)
+}
+
+// rootAAD binds the format version and the KDF parameters to the wrapped root.
+func rootAAD(p KDFParams, salt []byte) []byte {
+	b := appendField(nil, []byte(labelRootAAD))
+	b = binary.BigEndian.AppendUint32(b, Version)
+	b = appendField(b, []byte(kdfAlg))
+	b = binary.BigEndian.AppendUint32(b, p.Time)
+	b = binary.BigEndian.AppendUint32(b, p.MemoryKiB)
+	b = binary.BigEndian.AppendUint32(b, uint32(p.Threads))
+	return appendField(b, salt)
+}
+
+// valueAAD binds a sealed value to the format version, its app, epoch and name.
+func valueAAD(app string, epoch uint32, name string) []byte {
+	b := appendField(nil, []byte(labelValueAAD))
+	b = binary.BigEndian.AppendUint32(b, Version)
+	b = appendField(b, []byte(app))
+	b = binary.BigEndian.AppendUint32(b, epoch)
+	return appendField(b, []byte(name))
+}
+
+// macInput encodes an app's name, epoch and sorted (name, sealed value) pairs.
+func macInput(app string, epoch uint32, secrets map[string][]byte) []byte {
+	names := make([]string, 0, len(secrets))
+	for name := range secrets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	b := appendField(nil, []byte(labelMAC))
+	b = binary.BigEndian.AppendUint32(b, Version)
+	b = appendField(b, []byte(app))
+	b = binary.BigEndian.AppendUint32(b, epoch)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(names)))
+	for _, name := range names {
+		b = appendField(b, []byte(name))
+		b = appendField(b, secrets[name])
+	}
+	return b
+}
+
+// appMAC is the MAC of an app's section under its MAC key.
+func appMAC(macKey []byte, app string, epoch uint32, secrets map[string][]byte) []byte {
+	return hmacSHA256(macKey, macInput(app, epoch, secrets))
+}
+
+// seal encrypts plaintext under key with a fresh random nonce and returns
+// nonce || ciphertext || tag.
+func seal(key, plaintext, aad []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(plaintext)+chacha20poly1305.Overhead)
+	if _, err := io.ReadFull(random, out); err != nil {
+		return nil, fmt.Errorf("generating nonce: %w", err)
+	}
+	return aead.Seal(out, out, plaintext, aad), nil
+}
+
+// errOpen is open's only failure to authenticate; callers map it to their
+// own opaque error.
+var errOpen = errors.New("message authentication failed")
+
+// open reverses seal. Every failure to authenticate is errOpen.
+func open(key, sealed, aad []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead {
+		return nil, errOpen
+	}
+	nonce, ct := sealed[:chacha20poly1305.NonceSizeX], sealed[chacha20poly1305.NonceSizeX:]
+	pt, err := aead.Open(nil, nonce, ct, aad)
+	if err != nil {
+		return nil, errOpen
+	}
+	return pt, nil
+}

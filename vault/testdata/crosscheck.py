@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Independent check of the ov vault v1 vectors (see ../SPEC.md).
+
+Re-derives every value of vectors.json and opens vault.json from the spec
+alone, with Python's standard library and the `cryptography` package
+(Argon2id, ChaCha20-Poly1305); HChaCha20 is written out below from
+draft-irtf-cfrg-xchacha-03 section 2.2. It shares no code with the Go package.
+
+    python3 vault/testdata/crosscheck.py
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import struct
+import sys
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VERSION = 1
+
+
+def hkdf_sha256(secret, info, length=32):
+    prk = hmac.new(b"\x00" * 32, secret, hashlib.sha256).digest()  # empty salt
+    out, block = b"", b""
+    for i in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info.encode() + bytes([i]), hashlib.sha256).digest()
+        out += block
+    return out[:length]
+
+
+def hmac256(key, msg):
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def lp(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def u32(n):
+    return struct.pack(">I", n)
+
+
+def rotl(v, c):
+    return ((v << c) & 0xFFFFFFFF) | (v >> (32 - c))
+
+
+def hchacha20(key, nonce16):
+    s = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
+    s += list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
+
+    def qr(a, b, c, d):
+        s[a] = (s[a] + s[b]) & 0xFFFFFFFF; s[d] = rotl(s[d] ^ s[a], 16)
+        s[c] = (s[c] + s[d]) & 0xFFFFFFFF; s[b] = rotl(s[b] ^ s[c], 12)
+        s[a] = (s[a] + s[b]) & 0xFFFFFFFF; s[d] = rotl(s[d] ^ s[a], 8)
+        s[c] = (s[c] + s[d]) & 0xFFFFFFFF; s[b] = rotl(s[b] ^ s[c], 7)
+
+    for _ in range(10):
+        qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
+        qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
+    return struct.pack("<8I", *(s[0:4] + s[12:16]))
+
+
+def xseal(key, nonce, pt, aad):
+    sub = hchacha20(key, nonce[:16])
+    return nonce + ChaCha20Poly1305(sub).encrypt(b"\x00" * 4 + nonce[16:], pt, aad)
+
+
+def xopen(key, sealed, aad):
+    nonce, ct = sealed[:24], sealed[24:]
+    sub = hchacha20(key, nonce[:16])
+    return ChaCha20Poly1305(sub).decrypt(b"\x00" * 4 + nonce[16:], ct, aad)
+
+
+def app_key(root, app, epoch):
+    return hkdf_sha256(root, "ov/v1/app/%s/%d" % (app, epoch))
+
+
+def subkeys(ak):
+    return (hkdf_sha256(ak, "ov/v1/value-key"), hkdf_sha256(ak, "ov/v1/mac-key"),
+            hkdf_sha256(ak, "ov/v1/check-key"))
+
+
+def check(check_key, app, epoch):
+    return hmac256(check_key, ("ov/v1/check/%s/%d" % (app, epoch)).encode())
+
+
+def root_check(root):
+    return hmac256(hkdf_sha256(root, "ov/v1/root-check-key"), b"ov/v1/root-check")
+
+
+def value_aad(app, epoch, name):
+    return lp(b"ov/v1/value") + u32(VERSION) + lp(app.encode()) + u32(epoch) + lp(name.encode())
+
+
+def mac_input(app, epoch, entries):
+    b = lp(b"ov/v1/entries") + u32(VERSION) + lp(app.encode()) + u32(epoch) + u32(len(entries))
+    for name in sorted(entries, key=lambda n: n.encode()):
+        b += lp(name.encode()) + lp(entries[name])
+    return b
+
+
+def root_aad(t, m, p, salt):
+    return (lp(b"ov/v1/root-wrap") + u32(VERSION) + lp(b"argon2id") + u32(t) + u32(m) + u32(p)
+            + lp(salt))
+
+
+def argon2id(password, salt, t, m, p):
+    return Argon2id(salt=salt, length=32, iterations=t, lanes=p, memory_cost=m).derive(password)
+
+
+def main():
+    with open(os.path.join(HERE, "vectors.json")) as f:
+        vs = json.load(f)
+    h = bytes.fromhex
+    n = 0
+
+    def eq(what, got, want):
+        nonlocal n
+        n += 1
+        if got != want:
+            sys.exit("MISMATCH %s:\n got  %s\n want %s" % (what, got.hex(), want.hex()))
+
+    for v in vs["root_check"]:
+        eq("root_check", root_check(h(v["root"])), h(v["root_check"]))
+    for v in vs["derive"]:
+        ak = app_key(h(v["root"]), v["app"], v["epoch"])
+        vk, mk, ck = subkeys(ak)
+        eq("app_key", ak, h(v["app_key"]))
+        eq("value_key", vk, h(v["value_key"]))
+        eq("mac_key", mk, h(v["mac_key"]))
+        eq("check_key", ck, h(v["check_key"]))
+        eq("check", check(ck, v["app"], v["epoch"]), h(v["check"]))
+    for v in vs["seal"]:
+        aad = value_aad(v["app"], v["epoch"], v["name"])
+        eq("value aad", aad, h(v["aad"]))
+        eq("sealed", xseal(h(v["value_key"]), h(v["nonce"]), v["plaintext"].encode(), aad), h(v["sealed"]))
+    for v in vs["mac"]:
+        entries = {e["name"]: h(e["sealed"]) for e in v["entries"]}
+        inp = mac_input(v["app"], v["epoch"], entries)
+        eq("mac input", inp, h(v["input"]))
+        eq("mac", hmac256(h(v["mac_key"]), inp), h(v["mac"]))
+    for v in vs["wrap"]:
+        kek = argon2id(v["password"].encode(), h(v["salt"]), v["time"], v["memory_kib"], v["threads"])
+        eq("kek", kek, h(v["kek"]))
+        aad = root_aad(v["time"], v["memory_kib"], v["threads"], h(v["salt"]))
+        eq("root aad", aad, h(v["aad"]))
+        eq("wrapped", xseal(kek, h(v["nonce"]), h(v["root"]), aad), h(v["wrapped"]))
+
+    g = vs["golden"]
+    with open(os.path.join(HERE, g["file"])) as f:
+        vault = json.load(f)
+    assert vault["version"] == VERSION
+    k = vault["kdf"]
+    salt = base64.b64decode(k["salt"])
+    kek = argon2id(g["password"].encode(), salt, k["time"], k["memory_kib"], k["threads"])
+    root = xopen(kek, base64.b64decode(vault["wrapped_root"]),
+                 root_aad(k["time"], k["memory_kib"], k["threads"], salt))
+    eq("golden root", root, h(g["root"]))
+    eq("golden root_check", root_check(root), base64.b64decode(vault["root_check"]))
+    want = {a["app"]: a for a in g["apps"]}
+    assert sorted(want) == sorted(vault["apps"])
+    for app, sec in vault["apps"].items():
+        epoch = sec["epoch"]
+        ak = app_key(root, app, epoch)
+        eq("golden app key " + app, ak, h(want[app]["app_key"]))
+        vk, mk, ck = subkeys(ak)
+        eq("golden check " + app, check(ck, app, epoch), base64.b64decode(sec["check"]))
+        entries = {name: base64.b64decode(s) for name, s in sec["secrets"].items()}
+        eq("golden mac " + app, hmac256(mk, mac_input(app, epoch, entries)), base64.b64decode(sec["mac"]))
+        got = {name: xopen(vk, s, value_aad(app, epoch, name)).decode() for name, s in entries.items()}
+        if got != want[app]["secrets"]:
+            sys.exit("MISMATCH golden secrets of %s: %r" % (app, got))
+        n += 1
+    print("ok: %d values match" % n)
+
+
+if __name__ == "__main__":
+    main()
