@@ -1,0 +1,389 @@
+package reaper
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config says what to start and how to supervise it.
+type Config struct {
+	Path string   // resolved executable (see LookPath)
+	Argv []string // argv[0] first
+	Env  []string
+
+	// Credential, when set, runs the app as another user.
+	Credential *syscall.Credential
+
+	// WaitReady marks a child that is ov-init's own exec stage: it gets the
+	// write end of a close-on-exec pipe as fd 3, and becomes the app when
+	// that pipe closes. Signals are held until then, so none reaches the
+	// exec stage (which would die of it) and none is lost.
+	WaitReady bool
+
+	KillGroup bool                              // signal the app's whole process group
+	Rewrite   map[syscall.Signal]syscall.Signal // FROM → TO; TO 0 drops FROM
+	RemapExit map[int]bool                      // these app statuses become 0
+	TermDelay time.Duration                     // hold SIGTERM this long before forwarding
+	Grace     time.Duration                     // see Run
+
+	Verbose int
+	Log     io.Writer // diagnostics, one line each, prefixed "ov-init: "
+}
+
+// leftoverGrace is how long processes left behind by the app get between
+// SIGTERM and SIGKILL when Config.Grace is unset.
+const leftoverGrace = 5 * time.Second
+
+// Run starts the app and supervises it until it exits, then stops whatever
+// it left behind and returns the status ov-init should exit with.
+//
+// With Grace set, the app's process group is SIGKILLed Grace after a
+// forwarded TERM, INT or QUIT if the app is still alive. When the app exits,
+// remaining processes get SIGTERM, then SIGKILL after Grace (5s when unset),
+// and are reaped before Run returns.
+func Run(cfg Config, sigs *Signals) int {
+	r := &supervisor{cfg: cfg, sigs: sigs}
+	if os.Getpid() != 1 {
+		// Orphans of the app would otherwise go to the real init and
+		// escape reaping.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			r.logf(1, "cannot become a child subreaper: %v", err)
+		}
+	}
+	ready, err := r.start()
+	if err != nil {
+		var ee *ExecError
+		if errors.As(err, &ee) {
+			r.errorf("%v", ee)
+			return ee.Status()
+		}
+		r.errorf("starting %q: %v", cfg.Argv[0], err)
+		return ExitInternal
+	}
+	return r.loop(ready)
+}
+
+type supervisor struct {
+	cfg  Config
+	sigs *Signals
+	pid  int // the app (or its exec stage: same pid)
+
+	held       []syscall.Signal // signals that came before the app ran
+	running    bool             // the app runs: forward rather than hold
+	termTimer  *time.Timer
+	graceTimer *time.Timer
+}
+
+// loop is PID 1's whole life while the app runs: block on a signal, a timer
+// or the app's readiness; reap on SIGCHLD; forward everything else.
+func (r *supervisor) loop(ready <-chan struct{}) int {
+	var termDelay, grace <-chan time.Time
+	for {
+		select {
+		case s := <-r.sigs.c:
+			sig := s.(syscall.Signal)
+			if sig == unix.SIGCHLD {
+				if ws, exited := r.reap(); exited {
+					return r.finish(ws)
+				}
+				continue
+			}
+			if sig == unix.SIGTERM && r.cfg.TermDelay > 0 {
+				if r.termTimer == nil {
+					r.logf(1, "holding SIGTERM for %v", r.cfg.TermDelay)
+					r.termTimer = time.NewTimer(r.cfg.TermDelay)
+					termDelay = r.termTimer.C
+				}
+				continue
+			}
+			if t := r.receive(sig); t != nil {
+				grace = t
+			}
+		case <-ready:
+			ready = nil
+			r.running = true
+			for _, sig := range r.held {
+				if t := r.receive(sig); t != nil {
+					grace = t
+				}
+			}
+			r.held = nil
+		case <-termDelay:
+			termDelay = nil
+			if t := r.receive(unix.SIGTERM); t != nil {
+				grace = t
+			}
+		case <-grace:
+			grace = nil
+			r.logf(1, "grace of %v is over: sending SIGKILL to process group %d", r.cfg.Grace, r.pid)
+			_ = unix.Kill(-r.pid, unix.SIGKILL)
+		}
+	}
+}
+
+// receive forwards or holds a signal meant for the app, and returns the
+// grace timer's channel when this signal starts it.
+func (r *supervisor) receive(sig syscall.Signal) <-chan time.Time {
+	if !forwardable(sig) {
+		return nil
+	}
+	if !r.running {
+		r.logf(2, "holding %s until the app runs", signalName(sig))
+		r.held = append(r.held, sig)
+		return nil
+	}
+	r.forward(sig)
+	switch sig {
+	case unix.SIGTERM, unix.SIGINT, unix.SIGQUIT:
+		if r.cfg.Grace > 0 && r.graceTimer == nil {
+			r.graceTimer = time.NewTimer(r.cfg.Grace)
+			return r.graceTimer.C
+		}
+	}
+	return nil
+}
+
+// forward sends sig, after --rewrite, to the app or its process group.
+func (r *supervisor) forward(sig syscall.Signal) {
+	if to, ok := r.cfg.Rewrite[sig]; ok {
+		if to == 0 {
+			r.logf(1, "dropping %s (--rewrite)", signalName(sig))
+			return
+		}
+		r.logf(2, "rewriting %s to %s", signalName(sig), signalName(to))
+		sig = to
+	}
+	target := r.pid
+	if r.cfg.KillGroup {
+		target = -r.pid
+	}
+	r.logf(2, "forwarding %s to %d", signalName(sig), target)
+	if err := unix.Kill(target, sig); err != nil && err != unix.ESRCH {
+		r.logf(1, "forwarding %s: %v", signalName(sig), err)
+	}
+}
+
+// reap collects every exited child; SIGCHLDs coalesce, so one signal may
+// stand for many. It reports the app's status once the app has exited.
+func (r *supervisor) reap() (ws syscall.WaitStatus, exited bool) {
+	for {
+		var st syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &st, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if pid <= 0 {
+			return ws, exited
+		}
+		if pid == r.pid {
+			ws, exited = st, true
+			r.logf(1, "app (pid %d) exited: %s", pid, describe(st))
+		} else {
+			r.logf(3, "reaped pid %d", pid)
+		}
+	}
+}
+
+// finish stops whatever the app left behind and returns ov-init's status.
+func (r *supervisor) finish(ws syscall.WaitStatus) int {
+	if r.termTimer != nil {
+		r.termTimer.Stop()
+	}
+	if r.graceTimer != nil {
+		r.graceTimer.Stop()
+	}
+	r.stopLeftovers()
+	code := exitStatus(ws)
+	if r.cfg.RemapExit[code] {
+		r.logf(1, "remapping exit status %d to 0 (--remap-exit)", code)
+		code = 0
+	}
+	return code
+}
+
+// stopLeftovers sends SIGTERM to every remaining process, SIGKILL to those
+// still alive after the grace, and reaps them all.
+func (r *supervisor) stopLeftovers() {
+	if !hasChildren() {
+		return
+	}
+	grace := r.cfg.Grace
+	if grace <= 0 {
+		grace = leftoverGrace
+	}
+	r.logf(1, "the app left processes behind: SIGTERM now, SIGKILL in %v", grace)
+	r.signalLeftovers(unix.SIGTERM)
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	for {
+		r.reap()
+		if !hasChildren() {
+			return
+		}
+		select {
+		case <-r.sigs.c: // SIGCHLD or anything else: look again
+		case <-deadline.C:
+			r.logf(1, "sending SIGKILL to the processes still alive")
+			r.signalLeftovers(unix.SIGKILL)
+			for {
+				_, err := syscall.Wait4(-1, nil, 0, nil)
+				if err == syscall.ECHILD {
+					return
+				}
+			}
+		}
+	}
+}
+
+// signalLeftovers signals every process PID 1 is responsible for. As PID 1
+// of a namespace that is everyone else in it; otherwise (a subreaper) it is
+// the app's process group and our remaining children.
+func (r *supervisor) signalLeftovers(sig syscall.Signal) {
+	if os.Getpid() == 1 {
+		_ = unix.Kill(-1, sig)
+		return
+	}
+	_ = unix.Kill(-r.pid, sig)
+	for _, pid := range children(os.Getpid()) {
+		_ = unix.Kill(pid, sig)
+	}
+}
+
+// hasChildren reports whether any child, alive or zombie, remains.
+func hasChildren() bool {
+	var si unix.Siginfo
+	err := unix.Waitid(unix.P_ALL, 0, &si, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err != unix.ECHILD
+}
+
+func describe(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return fmt.Sprintf("killed by %s", signalName(ws.Signal()))
+	}
+	return fmt.Sprintf("status %d", ws.ExitStatus())
+}
+
+func (r *supervisor) logf(level int, format string, args ...any) {
+	if r.cfg.Verbose >= level && r.cfg.Log != nil {
+		fmt.Fprintf(r.cfg.Log, "ov-init: "+format+"\n", args...)
+	}
+}
+
+func (r *supervisor) errorf(format string, args ...any) {
+	if r.cfg.Log != nil {
+		fmt.Fprintf(r.cfg.Log, "ov-init: "+format+"\n", args...)
+	}
+}
+
+// start forks the app with a clean signal state in its own process group,
+// in the terminal's foreground when stdin is our controlling terminal.
+func (r *supervisor) start() (<-chan struct{}, error) {
+	// The child inherits the signal mask of the thread that forks it, and
+	// ov-init's threads keep whatever mask ov-init was started with. Fork
+	// from a thread whose mask is empty.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old unix.Sigset_t
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &unix.Sigset_t{}, &old); err != nil {
+		return nil, fmt.Errorf("clearing the signal mask: %w", err)
+	}
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+
+	attr := &syscall.ProcAttr{
+		Env:   r.cfg.Env,
+		Files: []uintptr{inherited(0), inherited(1), inherited(2)},
+		Sys: &syscall.SysProcAttr{
+			Setpgid:    true,
+			Credential: r.cfg.Credential,
+		},
+	}
+	if controllingTerminal(0) {
+		attr.Sys.Foreground = true
+		attr.Sys.Ctty = 0
+	}
+
+	var ready chan struct{}
+	var readyR, readyW *os.File
+	if r.cfg.WaitReady {
+		var err error
+		readyR, readyW, err = os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("creating the exec-stage pipe: %w", err)
+		}
+		attr.Files = append(attr.Files, readyW.Fd())
+	}
+
+	pid, err := syscall.ForkExec(r.cfg.Path, r.cfg.Argv, attr)
+	if err == syscall.ENOEXEC {
+		if argv, ok := ShellFallback(r.cfg.Path, r.cfg.Argv); ok {
+			r.logf(1, "%q has no #! line: running it with %s", r.cfg.Path, shell)
+			pid, err = syscall.ForkExec(argv[0], argv, attr)
+		}
+	}
+	if readyW != nil {
+		readyW.Close()
+	}
+	if err != nil {
+		if readyR != nil {
+			readyR.Close()
+		}
+		return nil, &ExecError{Command: r.cfg.Argv[0], Err: err}
+	}
+	r.pid = pid
+	r.logf(1, "started %q as pid %d", r.cfg.Argv[0], pid)
+
+	if readyR == nil {
+		r.running = true
+		return nil, nil
+	}
+	ready = make(chan struct{})
+	go func() {
+		// EOF comes when the exec stage execs the app (or dies).
+		io.Copy(io.Discard, readyR)
+		readyR.Close()
+		close(ready)
+	}()
+	return ready, nil
+}
+
+// inherited passes fd on to the child, or closes it there when ov-init
+// itself was started without it.
+func inherited(fd int) uintptr {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return ^uintptr(0)
+	}
+	return uintptr(fd)
+}
+
+// controllingTerminal reports whether fd is the controlling terminal of our
+// session, the only case in which the app can be made the foreground group.
+func controllingTerminal(fd int) bool {
+	_, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	return err == nil
+}
+
+// children lists the pids whose parent is ppid, from /proc.
+func children(ppid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, ok := atoi(e.Name())
+		if !ok {
+			continue
+		}
+		if p, ok := parentOf(pid); ok && p == ppid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

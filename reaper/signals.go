@@ -1,0 +1,107 @@
+package reaper
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Signals is the subscription to every catchable signal. Take it with Listen
+// as early as possible: a Go PID 1 that has not subscribed to TERM, INT or HUP
+// exits 2 when one arrives, and other signals are dropped.
+type Signals struct {
+	c chan os.Signal
+}
+
+// signalBuffer bounds the queue between the Go runtime and the loop. The
+// runtime coalesces pending signals per number, as the kernel does, so the
+// queue holds at most one entry per signal number in flight.
+const signalBuffer = 128
+
+// Listen subscribes to all signals.
+func Listen() *Signals {
+	s := &Signals{c: make(chan os.Signal, signalBuffer)}
+	signal.Notify(s.c)
+	return s
+}
+
+// forwardable reports whether a signal PID 1 receives is meant for the app.
+// SIGURG is the Go runtime's own preemption signal and cannot be told apart
+// from a sent one; SIGCHLD concerns PID 1; the synchronous faults are PID 1's
+// own crashes, never a request for the app.
+func forwardable(sig syscall.Signal) bool {
+	switch sig {
+	case unix.SIGURG, unix.SIGCHLD,
+		unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL,
+		unix.SIGTRAP, unix.SIGSYS, unix.SIGABRT:
+		return false
+	}
+	return true
+}
+
+// sigRTMin and sigRTMax bound the real-time signals as the C library shows
+// them to users (glibc reserves 32 and 33 for itself).
+const (
+	sigRTMin = 34
+	sigRTMax = 64
+)
+
+// ParseSignal reads a signal written as a number (15), a name with or without
+// the SIG prefix, in any case (TERM, sigterm), or a real-time offset
+// (RTMIN+3, RTMAX-1). Zero is accepted only when allowZero is set.
+func ParseSignal(s string, allowZero bool) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n == 0 && allowZero {
+			return 0, nil
+		}
+		if n < 1 || n > sigRTMax {
+			return 0, fmt.Errorf("signal %q out of range 1..%d", s, sigRTMax)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	name = strings.TrimPrefix(name, "SIG")
+	if rt, ok := parseRT(name); ok {
+		return rt, nil
+	}
+	if sig := unix.SignalNum("SIG" + name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q (use a name like TERM or a number like 15)", s)
+}
+
+func parseRT(name string) (syscall.Signal, bool) {
+	base, sign := 0, 1
+	switch {
+	case strings.HasPrefix(name, "RTMIN"):
+		base, name = sigRTMin, name[len("RTMIN"):]
+	case strings.HasPrefix(name, "RTMAX"):
+		base, name, sign = sigRTMax, name[len("RTMAX"):], -1
+	default:
+		return 0, false
+	}
+	if name == "" {
+		return syscall.Signal(base), true
+	}
+	if (sign > 0 && name[0] != '+') || (sign < 0 && name[0] != '-') {
+		return 0, false
+	}
+	n, err := strconv.Atoi(name[1:])
+	if err != nil || n < 0 || n > sigRTMax-sigRTMin {
+		return 0, false
+	}
+	return syscall.Signal(base + sign*n), true
+}
+
+// signalName is for log lines: "SIGTERM", or "signal 40".
+func signalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return "signal " + strconv.Itoa(int(sig))
+}
