@@ -1,0 +1,284 @@
+// Command helper is the app the integration tests run under ov-init. Each
+// mode does one thing a test needs to observe, and reports it on stdout.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: helper MODE [ARG...]")
+		os.Exit(64)
+	}
+	arg := func(i int) string {
+		if len(os.Args) > i+2 {
+			return os.Args[i+2]
+		}
+		return ""
+	}
+	switch os.Args[1] {
+	case "exit": // exit N
+		os.Exit(atoi(arg(0)))
+	case "die": // die SIG: killed by SIG, default disposition
+		die(signum(arg(0)))
+	case "sleep": // sleep: print "ready", then block with default dispositions
+		fmt.Println("ready")
+		for {
+			unix.Pause()
+		}
+	case "signals": // signals: print each signal received, one per line
+		signals()
+	case "status": // status: what the kernel says about this process
+		status()
+	case "args":
+		json.NewEncoder(os.Stdout).Encode(os.Args[2:])
+	case "env":
+		json.NewEncoder(os.Stdout).Encode(os.Environ())
+	case "cat":
+		io.Copy(os.Stdout, os.Stdin)
+	case "orphans": // orphans N [sleep]: leave N grandchildren to PID 1
+		orphans(atoi(arg(0)), arg(1) == "sleep")
+	case "leftover": // leftover CODE FILE: leave a TERM-ignoring daemon, exit CODE
+		leftover(atoi(arg(0)), arg(1))
+	case "daemon": // daemon FILE: record signals in FILE, ignore TERM
+		daemon(arg(0))
+	case "zombies": // zombies N: fork N children that exit at once, then exit 0
+		forkExiting(atoi(arg(0)))
+	case "group": // group FILE: a second process in our group records signals in FILE; then like signals
+		group(arg(0))
+	case "with-signals": // with-signals IGN,.. BLK,.. CMD...: exec CMD with those ignored and blocked
+		withSignals(arg(0), arg(1), os.Args[4:])
+	default:
+		fmt.Fprintf(os.Stderr, "helper: unknown mode %q\n", os.Args[1])
+		os.Exit(64)
+	}
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper: not a number: %q\n", s)
+		os.Exit(64)
+	}
+	return n
+}
+
+func signum(s string) syscall.Signal {
+	if n, err := strconv.Atoi(s); err == nil {
+		return syscall.Signal(n)
+	}
+	return unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(s), "SIG"))
+}
+
+// die restores the default action of sig and raises it, so the process
+// really is killed by it (the Go runtime would otherwise turn a sent SIGSEGV
+// into exit status 2).
+func die(sig syscall.Signal) {
+	var sa [4]uint64 // struct kernel_sigaction: handler SIG_DFL, flags, restorer, mask
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0)
+	var set unix.Sigset_t
+	unix.PthreadSigmask(unix.SIG_SETMASK, &set, nil)
+	unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+	time.Sleep(time.Second)
+	os.Exit(99)
+}
+
+func signals() {
+	c := make(chan os.Signal, 64)
+	signal.Notify(c)
+	if os.Getenv("HELPER_READY_FD") != "" {
+		unix.Close(atoi(os.Getenv("HELPER_READY_FD")))
+	}
+	w := bufio.NewWriter(os.Stdout)
+	fmt.Fprintln(w, "ready")
+	w.Flush()
+	for s := range c {
+		sig := s.(syscall.Signal)
+		if sig == unix.SIGURG || sig == unix.SIGCHLD {
+			continue // the Go runtime's own
+		}
+		fmt.Fprintln(w, unix.SignalName(sig)+"|"+strconv.Itoa(int(sig)))
+		w.Flush()
+		if sig == unix.SIGTERM && os.Getenv("HELPER_EXIT_ON_TERM") != "" {
+			os.Exit(atoi(os.Getenv("HELPER_EXIT_ON_TERM")))
+		}
+	}
+}
+
+func status() {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, k := range []string{"SigBlk:", "SigIgn:", "Uid:", "Gid:", "Groups:"} {
+			if strings.HasPrefix(line, k) {
+				fmt.Println(strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	fmt.Printf("pid: %d\nppid: %d\npgid: %d\n", os.Getpid(), os.Getppid(), unix.Getpgrp())
+	if pg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
+		fmt.Printf("foreground: %d\n", pg)
+	}
+	if _, err := os.ReadFile(os.Getenv("HELPER_TRY_READ")); os.Getenv("HELPER_TRY_READ") != "" {
+		fmt.Printf("read: %v\n", err)
+	}
+}
+
+// rawFork forks without the Go runtime: the child may only make raw
+// system calls, which is all these children do.
+func rawFork() int {
+	pid, _, errno := unix.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	if errno != 0 {
+		fmt.Fprintf(os.Stderr, "helper: clone: %v\n", errno)
+		os.Exit(70)
+	}
+	return int(pid)
+}
+
+func forkExiting(n int) {
+	for i := 0; i < n; i++ {
+		if rawFork() == 0 {
+			unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+		}
+	}
+}
+
+// orphans starts an intermediate child that forks n grandchildren and exits,
+// so they are reparented to ov-init. With sleep they live until killed and
+// their pids are printed; otherwise they exit at once.
+func orphans(n int, sleep bool) {
+	mode := "zombies"
+	if sleep {
+		mode = "sleepers"
+	}
+	self, _ := os.Executable()
+	cmd := []string{self, "_" + mode, strconv.Itoa(n)}
+	pid, err := syscall.ForkExec(self, cmd, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(70)
+	}
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+	fmt.Println("done")
+	if os.Getenv("HELPER_STAY") != "" {
+		for {
+			unix.Pause()
+		}
+	}
+}
+
+func init() {
+	if len(os.Args) < 3 {
+		return
+	}
+	switch os.Args[1] {
+	case "_zombies":
+		forkExiting(atoi(os.Args[2]))
+		os.Exit(0)
+	case "_sleepers":
+		var pids []string
+		for i := 0; i < atoi(os.Args[2]); i++ {
+			pid := rawFork()
+			if pid == 0 {
+				for {
+					unix.RawSyscall(unix.SYS_PAUSE, 0, 0, 0)
+				}
+			}
+			pids = append(pids, strconv.Itoa(pid))
+		}
+		fmt.Println("pids " + strings.Join(pids, " "))
+		os.Exit(0)
+	}
+}
+
+func leftover(code int, file string) {
+	self, _ := os.Executable()
+	pid, err := syscall.ForkExec(self, []string{self, "daemon", file}, &syscall.ProcAttr{
+		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(70)
+	}
+	// Wait until the daemon has its handlers, so the test is about ov-init.
+	for i := 0; i < 500; i++ {
+		if b, _ := os.ReadFile(file); strings.Contains(string(b), "ready") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("daemon %d\n", pid)
+	os.Exit(code)
+}
+
+func daemon(file string) {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		os.Exit(70)
+	}
+	c := make(chan os.Signal, 8)
+	signal.Notify(c, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	fmt.Fprintln(f, "ready")
+	for s := range c {
+		fmt.Fprintln(f, unix.SignalName(s.(syscall.Signal)))
+	}
+}
+
+func group(file string) {
+	self, _ := os.Executable()
+	_, err := syscall.ForkExec(self, []string{self, "daemon", file}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(70)
+	}
+	for i := 0; i < 500; i++ {
+		if b, _ := os.ReadFile(file); strings.Contains(string(b), "ready") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	signals()
+}
+
+func sigList(s string) []syscall.Signal {
+	var sigs []syscall.Signal
+	for _, name := range strings.Split(s, ",") {
+		if name != "" && name != "-" {
+			sigs = append(sigs, signum(name))
+		}
+	}
+	return sigs
+}
+
+// withSignals execs argv with the listed signals ignored and blocked, as a
+// careless parent (a shell, nohup, a supervisor) might start ov-init.
+func withSignals(ign, blk string, argv []string) {
+	for _, sig := range sigList(ign) {
+		sa := [4]uint64{1} // SIG_IGN
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0)
+	}
+	runtime.LockOSThread()
+	var set unix.Sigset_t
+	for _, sig := range sigList(blk) {
+		set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
+	}
+	unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil)
+	err := syscall.Exec(argv[0], argv, os.Environ())
+	fmt.Fprintln(os.Stderr, "helper:", err)
+	os.Exit(70)
+}

@@ -1,0 +1,221 @@
+// Package integration runs the built binaries as a user would: ov-init as
+// PID 1 of a fresh PID namespace, with the helper program as its app.
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Paths of the binaries TestMain builds once.
+var (
+	ovInit string
+	ovBin  string
+	helper string
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "integration: these tests need root (CLONE_NEWPID, chown, mknod); run them as root")
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "ov-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ovInit = filepath.Join(dir, "ov-init")
+	ovBin = filepath.Join(dir, "ov")
+	helper = filepath.Join(dir, "helper")
+	for out, pkg := range map[string]string{ovInit: "../init", ovBin: "../ov", helper: "./helper"} {
+		if _, err := os.Stat(pkg); err != nil {
+			continue
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is ov-init running under a test.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	lines  chan string
+	stderr *syncBuffer
+	done   chan struct{}
+	start  time.Time
+}
+
+type syncBuffer struct {
+	mu  chan struct{}
+	buf bytes.Buffer
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.String()
+}
+
+// pid1 starts ov-init ARGS as PID 1 of a new PID namespace.
+func pid1(t *testing.T, args ...string) *proc {
+	t.Helper()
+	return startProc(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}, nil, args...)
+}
+
+func startProc(t *testing.T, attr *syscall.SysProcAttr, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(ovInit, args...)
+	cmd.SysProcAttr = attr
+	cmd.Env = env
+	p := &proc{t: t, cmd: cmd, lines: make(chan string, 1024), stderr: newSyncBuffer(), done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.start = time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+	}()
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		// As PID 1 of a namespace, SIGKILL ends everything in it.
+		// Otherwise TERM first: killing ov-init alone would leave its
+		// app running and holding the output pipe.
+		if attr != nil && attr.Cloneflags&syscall.CLONE_NEWPID != 0 {
+			cmd.Process.Kill()
+			<-p.done
+			return
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(2 * time.Second):
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// expect waits for a stdout line that starts with prefix and returns it.
+func (p *proc) expect(prefix string, timeout time.Duration) string {
+	p.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				p.t.Fatalf("stdout closed before a line starting %q; stderr: %s", prefix, p.stderr)
+			}
+			if strings.HasPrefix(line, prefix) {
+				return line
+			}
+		case <-deadline:
+			p.t.Fatalf("no line starting %q within %v; stderr: %s", prefix, timeout, p.stderr)
+		}
+	}
+}
+
+// noLine fails if a line starting with prefix comes within d.
+func (p *proc) noLine(prefix string, d time.Duration) {
+	p.t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				return
+			}
+			if strings.HasPrefix(line, prefix) {
+				p.t.Fatalf("unexpected line %q", line)
+			}
+		case <-deadline:
+			return
+		}
+	}
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signalling ov-init: %v", err)
+	}
+}
+
+// wait returns ov-init's exit status and how long it ran.
+func (p *proc) wait(timeout time.Duration) (int, time.Duration) {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("ov-init still running after %v; stderr: %s", timeout, p.stderr)
+	}
+	ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		p.t.Fatalf("ov-init itself was killed by %v; stderr: %s", ws.Signal(), p.stderr)
+	}
+	return ws.ExitStatus(), time.Since(p.start)
+}
+
+// runPID1 runs ov-init ARGS as PID 1 to completion and returns its status,
+// stdout and stderr.
+func runPID1(t *testing.T, stdin io.Reader, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(ovInit, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("running ov-init: %v", err)
+		}
+	}
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		t.Fatalf("ov-init was killed by %v; stderr: %s", ws.Signal(), stderr.String())
+	}
+	return ws.ExitStatus(), stdout.String(), stderr.String()
+}
