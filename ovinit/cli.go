@@ -27,7 +27,7 @@ failed; 126 COMMAND not executable; 127 COMMAND not found.`
 
 type cli struct {
 	Flags   `embed:""`
-	Vault   string           `env:"OV_VAULT" default:"/etc/ov/vault.json" placeholder:"PATH" group:"secrets" help:"The vault file (default: ${default})."`
+	Vault   string           `env:"OV_VAULT" placeholder:"PATH" group:"secrets" help:"The vault file (default: /etc/ov/vault.json, else ~/.config/ov/vault.json where ov keeps it)."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	Command []string         `arg:"" optional:"" passthrough:"partial" name:"command" help:"The app and its arguments (after --)."`
 }

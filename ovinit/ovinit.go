@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +67,9 @@ func Run(o Options, sigs *reaper.Signals) int {
 			cfg.Env = withHome(cfg.Env, acct.Home)
 		}
 		return reaper.Run(cfg, sigs)
+	}
+	if o.Vault == "" {
+		o.Vault = DefaultVault()
 	}
 	stage := execstage.Config{
 		App:         o.App,
@@ -168,4 +172,30 @@ func withHome(env []string, home string) []string {
 	}
 	env = CleanEnv(env, []string{"HOME"})
 	return append(env, "HOME="+home)
+}
+
+// SystemVault is where ov-init looks for the vault first.
+const SystemVault = "/etc/ov/vault.json"
+
+// UserVault is ov's default vault, relative to the home directory.
+const UserVault = ".config/ov/vault.json"
+
+// DefaultVault is /etc/ov/vault.json, or else the vault ov itself uses by
+// default, so that a vault made with plain `ov vault init` works on the
+// same host without --vault.
+func DefaultVault() string {
+	if _, err := os.Stat(SystemVault); err == nil {
+		return SystemVault
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		if p := filepath.Join(home, UserVault); fileExists(p) {
+			return p
+		}
+	}
+	return SystemVault
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
