@@ -15,7 +15,17 @@ import (
 // as early as possible: a Go PID 1 that has not subscribed to TERM, INT or HUP
 // exits 2 when one arrives, and other signals are dropped.
 type Signals struct {
-	c chan os.Signal
+	c   chan os.Signal
+	all chan struct{} // closed once every signal is subscribed
+}
+
+// fatal are the signals the Go runtime turns into PID 1's death (exit 2 or
+// a crash) when nobody has subscribed to them, plus SIGCHLD, which reaping
+// needs. Listen subscribes them before it returns.
+var fatal = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP,
+	unix.SIGABRT, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGPIPE,
+	unix.SIGTERM, unix.SIGSTKFLT, unix.SIGSYS, unix.SIGCHLD,
 }
 
 // signalBuffer bounds the queue between the Go runtime and the loop. The
@@ -23,10 +33,19 @@ type Signals struct {
 // queue holds at most one entry per signal number in flight.
 const signalBuffer = 128
 
-// Listen subscribes to all signals.
+// Listen subscribes to all signals. The runtime hands each subscription to
+// its signal thread and back, about 20µs a signal; done one by one that is
+// most of a millisecond on PID 1's start-up path. So the fatal signals are
+// subscribed before Listen returns, and the rest (signals the runtime drops
+// until subscribed, never fatal) in the background while ov-init parses its
+// command line. Run waits for them all before it starts the app.
 func Listen() *Signals {
-	s := &Signals{c: make(chan os.Signal, signalBuffer)}
-	signal.Notify(s.c)
+	s := &Signals{c: make(chan os.Signal, signalBuffer), all: make(chan struct{})}
+	signal.Notify(s.c, fatal...)
+	go func() {
+		signal.Notify(s.c)
+		close(s.all)
+	}()
 	return s
 }
 
