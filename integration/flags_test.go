@@ -142,7 +142,7 @@ func TestKillGroupSignalsTheWholeGroup(t *testing.T) {
 
 func TestAppStartsWithDefaultSignalStateEvenWhenOvInitDoesNot(t *testing.T) {
 	wrapped := func(argv ...string) string {
-		cmd := exec.Command(helper, append([]string{"with-signals", "HUP,INT,TERM,USR1,PIPE,TTOU", "USR2,TERM,WINCH,37"}, argv...)...)
+		cmd := exec.Command(helper, append([]string{"with-signals", "HUP,INT,TERM,USR1,PIPE,TTOU,32,34", "USR2,TERM,WINCH,37"}, argv...)...)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("%v: %v", argv, err)

@@ -269,3 +269,19 @@ func TestUsageErrorExits2WithOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestStopSignalsDoNotStopPID1(t *testing.T) {
+	p := pid1(t, "--", helper, "signals")
+	p.expect("ready", 5*time.Second)
+	for _, sig := range []syscall.Signal{unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU} {
+		p.signal(sig)
+		if line := p.expect("", 2*time.Second); !strings.HasSuffix(line, "|"+strconv.Itoa(int(sig))) {
+			t.Errorf("sent %v to PID 1, app got %q", sig, line)
+		}
+		if state := procState(p.cmd.Process.Pid); state == "T" {
+			t.Fatalf("%v stopped PID 1", sig)
+		}
+	}
+	p.signal(unix.SIGUSR1)
+	p.expect("SIGUSR1", 2*time.Second) // PID 1 still forwards
+}

@@ -185,7 +185,11 @@ func (r *supervisor) reap() (ws syscall.WaitStatus, exited bool) {
 		}
 		if pid == r.pid {
 			ws, exited = st, true
-			r.logf(1, "app (pid %d) exited: %s", pid, describe(st))
+			if r.running {
+				r.logf(1, "app (pid %d) exited: %s", pid, describe(st))
+			} else {
+				r.logf(1, "exec stage (pid %d) exited before starting the app: %s", pid, describe(st))
+			}
 		} else {
 			r.logf(3, "reaped pid %d", pid)
 		}
@@ -289,6 +293,7 @@ func (r *supervisor) start() (<-chan struct{}, error) {
 	// The child inherits the signal mask of the thread that forks it, and
 	// ov-init's threads keep whatever mask ov-init was started with. Fork
 	// from a thread whose mask is empty.
+	resetIgnored()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var old unix.Sigset_t

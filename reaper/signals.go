@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -123,4 +124,27 @@ func signalName(sig syscall.Signal) string {
 		return name
 	}
 	return "signal " + strconv.Itoa(int(sig))
+}
+
+// unhandled are signals the Go runtime never installs a handler for (the C
+// library's internal ones, 32 and 34), so a SIG_IGN that ov-init inherited
+// for them would pass to the app unchanged, unlike every other signal.
+var unhandled = []syscall.Signal{32, 34}
+
+// sigactionIgnore is SIG_IGN in struct sigaction's handler field.
+const sigactionIgnore = 1
+
+// resetIgnored sets the unhandled signals back to their default action if
+// ov-init was started with them ignored. ov-init itself never uses them.
+func resetIgnored() {
+	for _, sig := range unhandled {
+		// The kernel's struct sigaction: handler, flags, restorer, mask.
+		var old [4]uint64
+		_, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+		if errno != 0 || old[0] != sigactionIgnore {
+			continue
+		}
+		var dfl [4]uint64
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+	}
 }
