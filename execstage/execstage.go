@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"syscall"
@@ -134,22 +135,27 @@ func secretEnv(cfg Config) ([]string, error) {
 // vaultError says what went wrong with the vault in one line, with the fix.
 // It never includes a value.
 func vaultError(cfg Config, err error) error {
+	derive := fmt.Sprintf("ov auth derive-machine-key --out %s --app %s --force", cfg.MachineKey, cfg.App)
 	var wrong *vault.WrongAppError
 	switch {
 	case errors.As(err, &wrong):
-		return fmt.Errorf("machine key %q is scoped to app %q, not %q; fix: derive a key for %q with `ov auth derive-machine-key --app %s`",
-			cfg.MachineKey, wrong.KeyApp, cfg.App, cfg.App, cfg.App)
+		return fmt.Errorf("machine key %q is scoped to app %q, not %q; fix: derive a key for %q with `%s`",
+			cfg.MachineKey, wrong.KeyApp, cfg.App, cfg.App, derive)
 	case errors.Is(err, vault.ErrWrongKey):
-		return fmt.Errorf("machine key %q does not open app %q in vault %q (a key from before `ov app rotate %s`, or for another vault); fix: derive it again with `ov auth derive-machine-key --app %s --force`",
-			cfg.MachineKey, cfg.App, cfg.Vault, cfg.App, cfg.App)
+		return fmt.Errorf("machine key %q does not open app %q in vault %q (a key from before `ov app rotate %s`, or for another vault); fix: derive it again with `%s`",
+			cfg.MachineKey, cfg.App, cfg.Vault, cfg.App, derive)
 	case errors.Is(err, vault.ErrNoSuchApp):
 		return fmt.Errorf("vault %q has no app %q; fix: `ov app create %s` and seal its secrets, or correct --app", cfg.Vault, cfg.App, cfg.App)
 	case errors.Is(err, vault.ErrNoSuchSecret):
 		return fmt.Errorf("vault %q: %v; fix: `ov secret set NAME --app %s`, or correct --secrets", cfg.Vault, err, cfg.App)
 	case errors.Is(err, vault.ErrTampered), errors.Is(err, vault.ErrDecrypt):
-		return fmt.Errorf("vault %q: app %q: %v; the file was modified outside ov: restore it from version control or a backup", cfg.Vault, cfg.App, err)
+		return fmt.Errorf("vault %q: %v; fix: the file was changed outside ov: restore it from version control or a backup", cfg.Vault, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%v; fix: mount the vault at %s or point --vault / OV_VAULT at it", err, cfg.Vault)
+	case errors.Is(err, vault.ErrUnsupportedVersion):
+		return fmt.Errorf("%v; fix: run the ov-init release that matches the ov that wrote the vault", err)
 	}
-	return fmt.Errorf("%v", err)
+	return fmt.Errorf("%v; fix: point --vault / OV_VAULT at a vault file written by ov, or restore it from version control", err)
 }
 
 // drop switches to the app's user for good: groups first, while still root.

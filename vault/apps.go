@@ -387,7 +387,6 @@ func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey
 			return nil, nil, false, &WrongAppError{KeyApp: other, WantApp: app}
 		}
 	}
-	return nil, nil, false, fmt.Errorf("%w: it is neither the root key of this vault nor the current key of app %q; "+
-		"was it derived for another vault, or before \"ov app rotate %s\"? derive a new one with \"ov auth derive-machine-key --app %s\"",
-		ErrWrongKey, app, app, app)
+	return nil, nil, false, fmt.Errorf("%w: it is neither the root key of this vault nor the current key of app %q "+
+		"(was it derived for another vault, or before \"ov app rotate %s\"?)", ErrWrongKey, app, app)
 }

@@ -76,5 +76,5 @@ func Example() {
 	// scoped: true
 	// DB_PASSWORD is 7 bytes
 	// key app: web
-	// machine key belongs to app "web", not "api"; derive one with "ov auth derive-machine-key --app api"
+	// machine key belongs to app "web", not "api"
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -339,7 +340,7 @@ func readBounded(path string) ([]byte, error) {
 		return nil, unwrapPathError(err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+		return nil, fmt.Errorf("not a regular file but %s", fileKind(fi.Mode()))
 	}
 	if fi.Size() > MaxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, over the limit of %d", fi.Size(), MaxFileSize)
@@ -435,4 +436,21 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("syncing directory: %w", unwrapPathError(err))
 	}
 	return nil
+}
+
+// fileKind names a file type for an error message.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a " + m.Type().String() + " file"
 }

@@ -162,8 +162,7 @@ type WrongAppError struct {
 }
 
 func (e *WrongAppError) Error() string {
-	return fmt.Sprintf("machine key belongs to app %q, not %q; derive one with \"ov auth derive-machine-key --app %s\"",
-		e.KeyApp, e.WantApp, e.WantApp)
+	return fmt.Sprintf("machine key belongs to app %q, not %q", e.KeyApp, e.WantApp)
 }
 
 // Secret is one decrypted secret. Value belongs to the caller, who zeroes it
