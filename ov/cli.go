@@ -1,0 +1,365 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/ov-init/ov-init/vault"
+)
+
+// cli is ov's command tree.
+type cli struct {
+	Globals `embed:""`
+
+	VaultCmd vaultCmd  `cmd:"" name:"vault" help:"Create the vault, change its master password."`
+	App      appCmd    `cmd:"" help:"Create, list and rotate apps."`
+	Secret   secretCmd `cmd:"" help:"Set, list and remove an app's secrets."`
+	Auth     authCmd   `cmd:"" help:"Derive the machine keys ov-init reads."`
+	Run      runCmd    `cmd:"" help:"Run a command as ov-init does, with the same flags."`
+}
+
+// Globals are the flags every command takes.
+type Globals struct {
+	Vault        string           `env:"OV_VAULT" default:"${vault}" placeholder:"PATH" help:"The vault file (default: ${default})."`
+	PasswordFile string           `env:"OV_PASSWORD_FILE" placeholder:"PATH" help:"Read the master password from the first line of this file instead of asking on the terminal."`
+	Version      kong.VersionFlag `help:"Print the version and exit."`
+}
+
+type vaultCmd struct {
+	Init   vaultInitCmd   `cmd:"" help:"Create a new, empty vault under a new master password."`
+	Passwd vaultPasswdCmd `cmd:"" help:"Change the master password. Machine keys stay valid."`
+}
+
+type appCmd struct {
+	Create appCreateCmd `cmd:"" help:"Add an app to the vault."`
+	List   appListCmd   `cmd:"" help:"Print the vault's apps, one per line."`
+	Rotate appRotateCmd `cmd:"" help:"Re-seal an app under a new key: every earlier machine key for it stops working."`
+}
+
+type secretCmd struct {
+	Set  secretSetCmd  `cmd:"" help:"Seal a secret for an app. The value comes from stdin, or a prompt when stdin is a terminal."`
+	List secretListCmd `cmd:"" help:"Print an app's secret names (never values), one per line."`
+	Rm   secretRmCmd   `cmd:"" help:"Remove a secret from an app."`
+}
+
+type authCmd struct {
+	DeriveMachineKey deriveCmd `cmd:"" name:"derive-machine-key" help:"Write a machine key file for ov-init (--machine-key)."`
+}
+
+// path returns the vault file's path, or says how to name one.
+func (g *Globals) path() (string, error) {
+	if g.Vault == "" {
+		return "", usageError("no vault file: the home directory is unknown ($HOME unset); pass --vault PATH or set OV_VAULT")
+	}
+	return g.Vault, nil
+}
+
+// load reads and parses the vault file.
+func (g *Globals) load() (*vault.Vault, error) {
+	path, err := g.path()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no vault at %q; create one with: ov vault init (or pass --vault PATH)", path)
+	}
+	return vault.Load(path)
+}
+
+// unlock asks for the master password and unwraps v's root key. The caller
+// wipes the root.
+func (g *Globals) unlock(v *vault.Vault) (*vault.Root, error) {
+	pw, err := g.password()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pw)
+	root, err := v.Unlock(pw)
+	if errors.Is(err, vault.ErrWrongPassword) {
+		fix := "try again"
+		if g.PasswordFile != "" {
+			fix = fmt.Sprintf("check the password file %q", g.PasswordFile)
+		}
+		return nil, fmt.Errorf("wrong password for vault %q (or its header was altered); %s", g.Vault, fix)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault %q: %w", g.Vault, err)
+	}
+	return root, nil
+}
+
+// password is the master password: the first line of --password-file, else
+// a prompt on the terminal. The caller wipes it.
+func (g *Globals) password() ([]byte, error) {
+	if g.PasswordFile != "" {
+		return readPasswordFile(g.PasswordFile)
+	}
+	return prompt(fmt.Sprintf("master password for %s: ", g.Vault),
+		"no terminal to ask for the master password; use --password-file or OV_PASSWORD_FILE")
+}
+
+// save writes v back to the vault file.
+func (g *Globals) save(v *vault.Vault) error {
+	return v.Save(g.Vault)
+}
+
+// app checks that the vault has app, before anyone types a password.
+func (g *Globals) app(v *vault.Vault, app string) error {
+	if err := vault.ValidAppName(app); err != nil {
+		return usageError(err.Error())
+	}
+	if !v.HasApp(app) {
+		return fmt.Errorf("vault %q has no app %q; create it with: ov app create %s", g.Vault, app, app)
+	}
+	return nil
+}
+
+type vaultInitCmd struct{}
+
+func (vaultInitCmd) Run(g *Globals) error {
+	path, err := g.path()
+	if err != nil {
+		return err
+	}
+	if err := refuseExisting(path); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating the vault's directory: %w", err)
+	}
+	pw, err := newPassword(g.PasswordFile, "--password-file or OV_PASSWORD_FILE")
+	if err != nil {
+		return err
+	}
+	defer clear(pw)
+	v, root, err := vault.New(pw)
+	if err != nil {
+		return err
+	}
+	root.Wipe()
+	// Again: it may have appeared while the password was typed.
+	if err := refuseExisting(path); err != nil {
+		return err
+	}
+	if err := g.save(v); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "ov: created vault %q\n", path)
+	return nil
+}
+
+func refuseExisting(path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("vault %q already exists; pass another --vault PATH, or remove it first", path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+type vaultPasswdCmd struct {
+	NewPasswordFile string `env:"OV_NEW_PASSWORD_FILE" placeholder:"PATH" help:"Read the new master password from the first line of this file instead of asking on the terminal."`
+}
+
+func (c vaultPasswdCmd) Run(g *Globals) error {
+	v, err := g.load()
+	if err != nil {
+		return err
+	}
+	root, err := g.unlock(v)
+	if err != nil {
+		return err
+	}
+	defer root.Wipe()
+	pw, err := newPassword(c.NewPasswordFile, "--new-password-file or OV_NEW_PASSWORD_FILE")
+	if err != nil {
+		return err
+	}
+	defer clear(pw)
+	if err := v.ChangePassword(root, pw); err != nil {
+		return err
+	}
+	if err := g.save(v); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "ov: changed the master password of vault %q; machine keys stay valid\n", g.Vault)
+	return nil
+}
+
+type appCreateCmd struct {
+	Name string `arg:"" name:"app" help:"The app's name: lowercase letters, digits, '.', '_', '-'."`
+}
+
+func (c appCreateCmd) Run(g *Globals) error {
+	if err := vault.ValidAppName(c.Name); err != nil {
+		return usageError(err.Error())
+	}
+	v, err := g.load()
+	if err != nil {
+		return err
+	}
+	if v.HasApp(c.Name) {
+		return fmt.Errorf("app %q already exists in vault %q", c.Name, g.Vault)
+	}
+	root, err := g.unlock(v)
+	if err != nil {
+		return err
+	}
+	defer root.Wipe()
+	if err := v.CreateApp(root, c.Name); err != nil {
+		return err
+	}
+	if err := g.save(v); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "ov: created app %q; add secrets with: ov secret set NAME --app %s\n", c.Name, c.Name)
+	return nil
+}
+
+type appListCmd struct{}
+
+func (appListCmd) Run(g *Globals) error {
+	v, err := g.load()
+	if err != nil {
+		return err
+	}
+	for _, app := range v.Apps() {
+		fmt.Println(app)
+	}
+	return nil
+}
+
+type appRotateCmd struct {
+	Name string `arg:"" name:"app" help:"The app to rotate."`
+}
+
+func (c appRotateCmd) Run(g *Globals) error {
+	v, err := g.load()
+	if err != nil {
+		return err
+	}
+	if err := g.app(v, c.Name); err != nil {
+		return err
+	}
+	root, err := g.unlock(v)
+	if err != nil {
+		return err
+	}
+	defer root.Wipe()
+	if err := v.RotateApp(root, c.Name); err != nil {
+		return err
+	}
+	if err := g.save(v); err != nil {
+		return err
+	}
+	epoch, _ := v.Epoch(c.Name)
+	fmt.Fprintf(os.Stderr, "ov: rotated app %q to epoch %d: every earlier machine key for %q stopped working (an unscoped key, the vault's root key, still opens it)\n", c.Name, epoch, c.Name)
+	fmt.Fprintf(os.Stderr, "ov: derive a new one with: ov auth derive-machine-key --out PATH --app %s --force\n", c.Name)
+	return nil
+}
+
+type secretSetCmd struct {
+	Name string `arg:"" name:"name" help:"The secret's name, an environment variable name."`
+	App  string `required:"" placeholder:"APP" help:"The app the secret belongs to."`
+}
+
+// errValueArg refuses a secret value on the command line. It never repeats
+// the argument: it may be the value.
+const errValueArg = usageError("secret set takes the value on stdin or from the prompt, never as an argument " +
+	"(ps and the shell history would show it; the argument is not repeated here): printf %s \"$VALUE\" | ov secret set NAME --app APP")
+
+func (c secretSetCmd) Run(g *Globals) error {
+	// NAME=VALUE: the value on the command line. Main refuses a third
+	// argument.
+	if strings.Contains(c.Name, "=") {
+		return errValueArg
+	}
+	if err := vault.ValidSecretName(c.Name); err != nil {
+		return usageError(err.Error())
+	}
+	v, err := g.load()
+	if err != nil {
+		return err
+	}
+	if err := g.app(v, c.App); err != nil {
+		return err
+	}
+	root, err := g.unlock(v)
+	if err != nil {
+		return err
+	}
+	defer root.Wipe()
+	value, err := readValue(c.Name)
+	if err != nil {
+		return err
+	}
+	defer clear(value)
+	if err := v.SetSecret(root, c.App, c.Name, value); err != nil {
+		return err
+	}
+	if err := g.save(v); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "ov: set secret %q of app %q\n", c.Name, c.App)
+	return nil
+}
+
+type secretListCmd struct {
+	App string `required:"" placeholder:"APP" help:"The app whose secret names to print."`
+}
+
+func (c secretListCmd) Run(g *Globals) error {
+	v, err := g.load()
+	if err != nil {
+		return err
+	}
+	if err := g.app(v, c.App); err != nil {
+		return err
+	}
+	names, err := v.SecretNames(c.App)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		fmt.Println(name)
+	}
+	return nil
+}
+
+type secretRmCmd struct {
+	Name string `arg:"" name:"name" help:"The secret to remove."`
+	App  string `required:"" placeholder:"APP" help:"The app the secret belongs to."`
+}
+
+func (c secretRmCmd) Run(g *Globals) error {
+	v, err := g.load()
+	if err != nil {
+		return err
+	}
+	if err := g.app(v, c.App); err != nil {
+		return err
+	}
+	names, _ := v.SecretNames(c.App)
+	if !slices.Contains(names, c.Name) {
+		return fmt.Errorf("app %q has no secret %q; see: ov secret list --app %s", c.App, c.Name, c.App)
+	}
+	root, err := g.unlock(v)
+	if err != nil {
+		return err
+	}
+	defer root.Wipe()
+	if err := v.RemoveSecret(root, c.App, c.Name); err != nil {
+		return err
+	}
+	if err := g.save(v); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "ov: removed secret %q from app %q\n", c.Name, c.App)
+	return nil
+}
