@@ -7,7 +7,7 @@ LDFLAGS  := -s -w -X github.com/ov-init/ov-init/ovinit.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 SOURCES  := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all build test unit integration lint demo clean
+.PHONY: all build test unit integration lint demo image clean
 
 all: build
 
@@ -23,7 +23,7 @@ bin/ov: $(SOURCES)
 # end-to-end tests that run the binaries as PID 1 (root needed).
 test: build lint
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
-	$(GO) test -count=1 -timeout 20m ./integration/...
+	$(GO) test -count=1 -p 1 -timeout 30m ./integration/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -32,6 +32,10 @@ lint:
 
 demo: build
 	@./scripts/demo
+
+# The FROM scratch image holding /ov-init, to copy from (see Dockerfile).
+image: bin/ov-init
+	docker build -q -t ov-init:latest . >/dev/null
 
 clean:
 	rm -rf bin
