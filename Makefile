@@ -7,7 +7,7 @@ LDFLAGS  := -s -w -X github.com/ov-init/ov-init/ovinit.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 SOURCES  := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all build test unit integration lint demo image clean
+.PHONY: all build test unit integration lint demo image bench clean
 
 all: build
 
@@ -32,6 +32,11 @@ lint:
 
 demo: build
 	@./scripts/demo
+
+# ov-init against tini, dumb-init and catatonit, side by side (root needed;
+# installs the peers it lacks from Debian). Prints a markdown table.
+bench: build
+	$(GO) run ./bench -ov-init bin/ov-init
 
 # The FROM scratch image holding /ov-init, to copy from (see Dockerfile).
 image: bin/ov-init

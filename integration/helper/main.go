@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -60,6 +61,8 @@ func main() {
 		forkExiting(atoi(arg(0)))
 	case "group": // group FILE: a second process in our group records signals in FILE; then like signals
 		group(arg(0))
+	case "reaped": // reaped N: orphan N children, print how long until all are reaped
+		reaped(atoi(arg(0)))
 	case "with-signals": // with-signals IGN,.. BLK,.. CMD...: exec CMD with those ignored and blocked
 		withSignals(arg(0), arg(1), os.Args[4:])
 	default:
@@ -189,6 +192,18 @@ func init() {
 	case "_zombies":
 		forkExiting(atoi(os.Args[2]))
 		os.Exit(0)
+	case "_pids": // fork N children that exit at once, print their pids, exit
+		var b strings.Builder
+		for i := 0; i < atoi(os.Args[2]); i++ {
+			pid := rawFork()
+			if pid == 0 {
+				unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+			}
+			b.WriteString(strconv.Itoa(pid))
+			b.WriteByte(' ')
+		}
+		os.Stdout.WriteString(b.String())
+		os.Exit(0)
 	case "_sleepers":
 		var pids []string
 		for i := 0; i < atoi(os.Args[2]); i++ {
@@ -281,4 +296,35 @@ func withSignals(ign, blk string, argv []string) {
 	err := syscall.Exec(argv[0], argv, os.Environ())
 	fmt.Fprintln(os.Stderr, "helper:", err)
 	os.Exit(70)
+}
+
+// reaped orphans n children and measures how long PID 1 takes to reap them
+// all: from the moment they are orphaned (their parent has exited) until
+// kill(pid, 0) fails for every one of them (a zombie still answers it).
+func reaped(n int) {
+	self, _ := os.Executable()
+	out, err := exec.Command(self, "_pids", strconv.Itoa(n)).Output()
+	start := time.Now()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(70)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		pids = append(pids, atoi(f))
+	}
+	for len(pids) > 0 {
+		alive := pids[:0]
+		for _, pid := range pids {
+			if unix.Kill(pid, 0) == nil {
+				alive = append(alive, pid)
+			}
+		}
+		pids = alive
+		if time.Since(start) > 30*time.Second {
+			fmt.Printf("reaped: %d of %d never reaped\n", len(pids), n)
+			os.Exit(1)
+		}
+	}
+	fmt.Printf("reaped %d in %d us\n", n, time.Since(start).Microseconds())
 }
