@@ -161,17 +161,30 @@ func TestStdinAndStdoutPassUnchanged(t *testing.T) {
 }
 
 func TestArgvPassesUnchanged(t *testing.T) {
-	argv := []string{"with space", "", "ünïcødé ☃", "-v", "--help", "--", "-e", "143", "a=b"}
-	code, out, stderr := runPID1(t, nil, append([]string{"--", helper, "args"}, argv...)...)
-	if code != 0 {
-		t.Fatalf("exit %d; stderr: %s", code, stderr)
-	}
-	var got []string
-	if err := json.Unmarshal([]byte(out), &got); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(got, "\x00") != strings.Join(argv, "\x00") {
-		t.Errorf("app got argv %q, want %q", got, argv)
+	argv := []string{"with space", "", "ünïcødé ☃", "-v", "--help", "--", "-e", "143", "a=b", "not utf-8: \x80\xff"}
+	// Without flags ov-init takes its fast path; with one, kong parses.
+	for _, flags := range [][]string{{"--"}, {"-e", "7", "--"}} {
+		code, out, stderr := runPID1(t, nil, append(append(flags, helper, "args"), argv...)...)
+		if code != 0 {
+			t.Fatalf("exit %d; stderr: %s", code, stderr)
+		}
+		var got []string
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatal(err)
+		}
+		// encoding/json shows invalid bytes as U+FFFD: compare that way,
+		// and check the raw bytes below.
+		want := make([]string, len(argv))
+		for i, a := range argv {
+			want[i] = string([]rune(a))
+		}
+		if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+			t.Errorf("ov-init %q: app got argv %q, want %q", flags, got, argv)
+		}
+		code, out, _ = runPID1(t, nil, append(flags, "/bin/sh", "-c", `printf %s "$1"`, "sh", "\x80\xff")...)
+		if code != 0 || out != "\x80\xff" {
+			t.Errorf("ov-init %q: bytes that are not UTF-8 came through as %q", flags, out)
+		}
 	}
 }
 

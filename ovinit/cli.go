@@ -78,6 +78,7 @@ func parse(args, env []string) (Options, int, bool) {
 	if err != nil {
 		return Options{}, usageError(err), false
 	}
+	c.Command = verbatim(args, c.Command)
 	// kong keeps the "--" that ends the flags in a passthrough argument.
 	if len(c.Command) > 0 && c.Command[0] == "--" {
 		c.Command = c.Command[1:]
@@ -153,4 +154,20 @@ func plain(args, env []string) (Options, bool) {
 	o := Options{Command: args, Env: env, Self: self}
 	o.MachineKey = DefaultMachineKey
 	return o, true
+}
+
+// verbatim returns the command exactly as it was given. kong turns bytes
+// that are not UTF-8 into U+FFFD, but argv is bytes and must reach the app
+// unchanged; the command is always the tail of the arguments.
+func verbatim(args, command []string) []string {
+	if len(command) > len(args) {
+		return command
+	}
+	tail := args[len(args)-len(command):]
+	for i := range command {
+		if command[i] != tail[i] && command[i] != string([]rune(tail[i])) {
+			return command
+		}
+	}
+	return tail
 }

@@ -89,3 +89,56 @@ func TestParseRewrite(t *testing.T) {
 		t.Errorf("ParseRewrite(USR1:0) = %v %v %v", from, to, err)
 	}
 }
+
+// FuzzCommandLine feeds arbitrary arguments and OV_* settings to the
+// parser: it must never panic, and whenever the plain fast path takes the
+// input, kong must agree with it.
+func FuzzCommandLine(f *testing.F) {
+	f.Add("--\x00app", "")
+	f.Add("-v\x00-g\x00--\x00app\x00x", "")
+	f.Add("--rewrite\x00TERM:QUIT\x00app", "OV_GRACE=1s")
+	f.Add("-e\x00300\x00--\x00app", "OV_REMAP_EXIT=1,2")
+	f.Add("--app\x00web\x00--secrets\x00A,B\x00--\x00env", "OV_USER=1:1")
+	f.Fuzz(func(t *testing.T, args, setting string) {
+		argv := strings.Split(args, "\x00")
+		env := []string{"PATH=/bin"}
+		if k, v, ok := strings.Cut(setting, "="); ok && strings.HasPrefix(k, "OV_") && !strings.ContainsAny(k+v, "\x00") {
+			t.Setenv(k, v)
+			env = append(env, setting)
+		}
+		slow, _, slowOK := quietParse(argv, env)
+		if fast, ok := plain(argv, env); ok {
+			if !slowOK || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%q: plain %+v, kong (%v) %+v", argv, fast, slowOK, slow)
+			}
+		}
+		if slowOK {
+			// Whatever kong accepts, the checks after it must handle.
+			_, _ = slow.config()
+		}
+	})
+}
+
+// quietParse is parse with kong's help and errors sent nowhere.
+func quietParse(args, env []string) (Options, int, bool) {
+	stdout, stderr := os.Stdout, os.Stderr
+	null, _ := os.Open(os.DevNull)
+	os.Stdout, os.Stderr = null, null
+	defer func() { os.Stdout, os.Stderr = stdout, stderr; null.Close() }()
+	return parse(args, env)
+}
+
+func FuzzParseRewrite(f *testing.F) {
+	for _, s := range []string{"TERM:QUIT", "USR1:0", "RTMIN+3:HUP", "15:3", "sigterm:sigkill", ":", "RTMAX-0:RTMIN"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		from, to, err := ParseRewrite(spec)
+		if err != nil {
+			return
+		}
+		if from < 1 || from > 64 || to < 0 || to > 64 {
+			t.Fatalf("ParseRewrite(%q) = %d:%d, outside 1..64 / 0..64", spec, from, to)
+		}
+	})
+}
