@@ -77,6 +77,8 @@ type supervisor struct {
 	pid  int // the app (or its exec stage: same pid)
 
 	held       []syscall.Signal // signals that came before the app ran
+	logBroken  bool             // stderr's reader has gone: log no more
+	ownSIGPIPE bool             // a SIGPIPE of our own writing is on its way
 	running    bool             // the app runs: forward rather than hold
 	termTimer  *time.Timer
 	graceTimer *time.Timer
@@ -94,6 +96,10 @@ func (r *supervisor) loop(ready <-chan struct{}) int {
 				if ws, exited := r.reap(); exited {
 					return r.finish(ws)
 				}
+				continue
+			}
+			if sig == unix.SIGPIPE && r.ownSIGPIPE {
+				r.ownSIGPIPE = false
 				continue
 			}
 			if sig == unix.SIGTERM && r.cfg.TermDelay > 0 {
@@ -276,14 +282,29 @@ func describe(ws syscall.WaitStatus) string {
 }
 
 func (r *supervisor) logf(level int, format string, args ...any) {
-	if r.cfg.Verbose >= level && r.cfg.Log != nil {
-		fmt.Fprintf(r.cfg.Log, "ov-init: "+format+"\n", args...)
+	if r.cfg.Verbose >= level {
+		r.errorf(format, args...)
 	}
 }
 
+// errorf writes one diagnostic line. When the reader of stderr has gone,
+// the write fails with EPIPE and the kernel sends PID 1 a SIGPIPE of its
+// own making: that one is swallowed rather than forwarded (it would kill
+// the app), and ov-init stops writing to the broken stream.
 func (r *supervisor) errorf(format string, args ...any) {
-	if r.cfg.Log != nil {
-		fmt.Fprintf(r.cfg.Log, "ov-init: "+format+"\n", args...)
+	if r.cfg.Log == nil || r.logBroken {
+		return
+	}
+	line := []byte(fmt.Sprintf("ov-init: "+format+"\n", args...))
+	var err error
+	if f, ok := r.cfg.Log.(*os.File); ok {
+		// Not f.Write: on EPIPE to stderr os.File raises a second SIGPIPE.
+		_, err = unix.Write(int(f.Fd()), line)
+	} else {
+		_, err = r.cfg.Log.Write(line)
+	}
+	if errors.Is(err, unix.EPIPE) {
+		r.logBroken, r.ownSIGPIPE = true, true
 	}
 }
 

@@ -61,6 +61,8 @@ func main() {
 		forkExiting(atoi(arg(0)))
 	case "group": // group FILE: a second process in our group records signals in FILE; then like signals
 		group(arg(0))
+	case "quiet": // quiet FILE: close stdout and stderr, record signals in FILE, exit 0 on TERM
+		quiet(arg(0))
 	case "reaped": // reaped N: orphan N children, print how long until all are reaped
 		reaped(atoi(arg(0)))
 	case "with-signals": // with-signals IGN,.. BLK,.. CMD...: exec CMD with those ignored and blocked
@@ -327,4 +329,26 @@ func reaped(n int) {
 		}
 	}
 	fmt.Printf("reaped %d in %d us\n", n, time.Since(start).Microseconds())
+}
+
+func quiet(file string) {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		os.Exit(70)
+	}
+	c := make(chan os.Signal, 64)
+	signal.Notify(c)
+	os.Stdout.Close()
+	os.Stderr.Close()
+	fmt.Fprintln(f, "ready")
+	for s := range c {
+		sig := s.(syscall.Signal)
+		if sig == unix.SIGURG || sig == unix.SIGCHLD {
+			continue
+		}
+		fmt.Fprintln(f, unix.SignalName(sig))
+		if sig == unix.SIGTERM {
+			os.Exit(0)
+		}
+	}
 }
