@@ -7,7 +7,7 @@ LDFLAGS  := -s -w -X github.com/ov-init/ov-init/ovinit.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 SOURCES  := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all build test unit integration lint demo image bench clean
+.PHONY: all build test unit integration lint fuzz demo image bench clean
 
 all: build
 
@@ -24,6 +24,15 @@ bin/ov: $(SOURCES)
 test: build lint
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
 	$(GO) test -count=1 -p 1 -timeout 30m ./integration/...
+	@$(MAKE) --no-print-directory fuzz
+
+# Each fuzz target for a bounded time (FUZZTIME=20s each by default).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./vault
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./keyload
+	$(GO) test -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime $(FUZZTIME) ./ovinit
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRewrite$$' -fuzztime $(FUZZTIME) ./ovinit
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
