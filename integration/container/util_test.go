@@ -1,0 +1,333 @@
+package container
+
+// Helpers of the docker_test.go tests: one container per call, created from
+// a local image only (CreateContainer never pulls), networking off, removed
+// when the test ends whatever happened; and a look at a container's
+// processes from the host, through /proc.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ory/dockertest/v3/docker"
+)
+
+// dockerTestLabel marks every container these tests create, so one left
+// behind can be found: docker ps -a --filter label=ov-init.test.
+const dockerTestLabel = "ov-init.test"
+
+// dockerSpec says how to run one container. Zero values mean the app image
+// as built: its ENTRYPOINT (ov-init --app web --) and CMD.
+type dockerSpec struct {
+	Entrypoint []string // overrides the image's ENTRYPOINT when non-nil
+	Cmd        []string // overrides the image's CMD when non-nil
+	Env        []string
+	Binds      []string // host:container[:ro]
+	ReadOnly   bool     // a read-only root filesystem
+}
+
+// dockerContainer is a started container of one test.
+type dockerContainer struct {
+	t       *testing.T
+	ID      string
+	started time.Time // just before StartContainer, for wall-clock timings
+}
+
+// dockerStart creates and starts a container of appImage. It is removed
+// (killed first if needed) when the test ends, even when it fails.
+func dockerStart(t *testing.T, s dockerSpec) *dockerContainer {
+	t.Helper()
+	host := &docker.HostConfig{
+		NetworkMode:    "none",
+		Binds:          s.Binds,
+		ReadonlyRootfs: s.ReadOnly,
+	}
+	c, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
+		Config: &docker.Config{
+			Image:      appImage,
+			Entrypoint: s.Entrypoint,
+			Cmd:        s.Cmd,
+			Env:        s.Env,
+			Labels:     map[string]string{dockerTestLabel: t.Name()},
+		},
+		HostConfig: host,
+	})
+	if err != nil {
+		t.Fatalf("creating a container of %s: %v", appImage, err)
+	}
+	t.Cleanup(func() {
+		err := pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: c.ID, Force: true, RemoveVolumes: true})
+		var gone *docker.NoSuchContainer
+		if err != nil && !errors.As(err, &gone) {
+			t.Errorf("removing container %.12s: %v", c.ID, err)
+		}
+	})
+	dc := &dockerContainer{t: t, ID: c.ID, started: time.Now()}
+	if err := pool.Client.StartContainer(c.ID, nil); err != nil {
+		t.Fatalf("starting container %.12s: %v", c.ID, err)
+	}
+	return dc
+}
+
+// dockerRun starts a container and waits for it to exit.
+func dockerRun(t *testing.T, s dockerSpec) (c *dockerContainer, code int) {
+	t.Helper()
+	c = dockerStart(t, s)
+	return c, c.wait(10 * time.Second)
+}
+
+// wait waits for the container to exit and returns its status; it fails the
+// test if that takes longer than within.
+func (c *dockerContainer) wait(within time.Duration) int {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	code, err := pool.Client.WaitContainerWithContext(c.ID, ctx)
+	if err != nil {
+		stdout, stderr := c.logs()
+		c.t.Fatalf("container %.12s did not exit within %v: %v\nstdout: %q\nstderr: %q", c.ID, within, err, stdout, stderr)
+	}
+	return code
+}
+
+func (c *dockerContainer) inspect() *docker.Container {
+	c.t.Helper()
+	info, err := pool.Client.InspectContainer(c.ID)
+	if err != nil {
+		c.t.Fatalf("inspecting container %.12s: %v", c.ID, err)
+	}
+	return info
+}
+
+// lifetime is how long the container ran, as Docker recorded it.
+func (c *dockerContainer) lifetime() time.Duration {
+	c.t.Helper()
+	st := c.inspect().State
+	if st.Running || st.FinishedAt.IsZero() {
+		c.t.Fatalf("container %.12s has not finished: %s", c.ID, st.String())
+	}
+	return st.FinishedAt.Sub(st.StartedAt)
+}
+
+// logs returns what the container wrote so far on stdout and stderr.
+func (c *dockerContainer) logs() (stdout, stderr string) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	err := pool.Client.Logs(docker.LogsOptions{
+		Container: c.ID, OutputStream: &out, ErrorStream: &errb, Stdout: true, Stderr: true,
+	})
+	if err != nil {
+		c.t.Fatalf("logs of container %.12s: %v", c.ID, err)
+	}
+	return out.String(), errb.String()
+}
+
+// waitLogs polls the container's stdout until it holds want, and fails the
+// test if it does not within the deadline.
+func (c *dockerContainer) waitLogs(want string, within time.Duration) string {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		stdout, stderr := c.logs()
+		if strings.Contains(stdout, want) {
+			return stdout
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("container %.12s did not print %q within %v\nstdout: %q\nstderr: %q", c.ID, want, within, stdout, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pid1 returns the host pid of the container's first process: ov-init,
+// unless the entrypoint was overridden.
+func (c *dockerContainer) pid1() int {
+	c.t.Helper()
+	st := c.inspect().State
+	if !st.Running || st.Pid <= 0 {
+		c.t.Fatalf("container %.12s is not running: %s", c.ID, st.String())
+	}
+	return st.Pid
+}
+
+// dockerHelperEnv parses the output of `helper env` (one JSON array).
+func dockerHelperEnv(t *testing.T, stdout string) map[string]string {
+	t.Helper()
+	var list []string
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
+		t.Fatalf("app output is not helper env's JSON: %v: %q", err, stdout)
+	}
+	env := make(map[string]string, len(list))
+	for _, kv := range list {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
+// dockerAssertWebSecrets checks that env holds the two secrets of app web,
+// with their vault values, and none of ov-init's own OV_* settings.
+func dockerAssertWebSecrets(t *testing.T, env map[string]string) {
+	t.Helper()
+	for name, want := range map[string]string{"DATABASE_URL": webDatabaseURL, "API_TOKEN": webAPIToken} {
+		if got, ok := env[name]; got != want {
+			t.Errorf("app's %s is %q (set: %v), want the vault's value %q", name, got, ok, want)
+		}
+	}
+	for k := range env {
+		if strings.HasPrefix(k, "OV_") {
+			t.Errorf("app's environment holds ov-init's own setting %s", k)
+		}
+	}
+}
+
+// dockerSecretNeedles is every form in which a fixture secret or machine
+// key could leak: each value, and each key raw, in hex and in base64.
+func dockerSecretNeedles(t *testing.T) map[string]string {
+	t.Helper()
+	needles := map[string]string{
+		"DATABASE_URL of web": webDatabaseURL,
+		"API_TOKEN of web":    webAPIToken,
+		"API_SECRET of api":   apiSecret,
+	}
+	for name, path := range map[string]string{"web key": webKey, "api key": apiKey, "root key": rootKey} {
+		key, err := os.ReadFile(path)
+		if err != nil || len(key) != 32 {
+			t.Fatalf("reading the fixture %s: %v (%d bytes)", name, err, len(key))
+		}
+		needles[name+" (raw)"] = string(key)
+		needles[name+" (hex)"] = hex.EncodeToString(key)
+		needles[name+" (HEX)"] = strings.ToUpper(hex.EncodeToString(key))
+		needles[name+" (base64)"] = base64.StdEncoding.EncodeToString(key)
+		needles[name+" (base64url)"] = base64.RawURLEncoding.EncodeToString(key)
+		needles[name+" (first half, hex)"] = hex.EncodeToString(key[:16])
+	}
+	return needles
+}
+
+// dockerAssertNoSecret fails if text holds any of the needles.
+func dockerAssertNoSecret(t *testing.T, what, text string, needles map[string]string) {
+	t.Helper()
+	for name, needle := range needles {
+		if strings.Contains(text, needle) {
+			t.Errorf("%s holds the %s: %q", what, name, text)
+		}
+	}
+}
+
+// dockerKeyFile writes a copy of a fixture key into a fresh directory,
+// changed by edit (mode, owner, length), and returns its path.
+func dockerKeyFile(t *testing.T, from string, edit func(path string) error) string {
+	t.Helper()
+	key, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "machine.kek")
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		if err := edit(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// dockerProc is a process of a container, as the host sees it.
+type dockerProc struct {
+	Pid   int  // host pid
+	PPid  int  // host pid of its parent
+	State byte // R, S, Z, …
+	NSPid int  // its pid inside the container's PID namespace
+}
+
+// dockerProcsInPIDNamespaceOf lists the host's processes that are in the PID
+// namespace of process pid (the container's PID 1), zombies included.
+func dockerProcsInPIDNamespaceOf(t *testing.T, pid int) []dockerProc {
+	t.Helper()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		t.Fatalf("PID namespace of host pid %d: %v", pid, err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var procs []dockerProc
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p)); err != nil || link != ns {
+			continue // gone, or elsewhere
+		}
+		if proc, ok := dockerReadProc(p); ok {
+			procs = append(procs, proc)
+		}
+	}
+	return procs
+}
+
+// dockerReadProc reads the state, parent and namespace pid of host pid p;
+// ok is false when the process is gone.
+func dockerReadProc(p int) (proc dockerProc, ok bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+	if err != nil {
+		return proc, false
+	}
+	// pid (comm) state ppid …: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[i+1:]))
+	if i < 0 || len(fields) < 2 {
+		return proc, false
+	}
+	proc.Pid, proc.State = p, fields[0][0]
+	proc.PPid, _ = strconv.Atoi(fields[1])
+	proc.NSPid = dockerNSPid(p)
+	return proc, true
+}
+
+// dockerNSPid is the innermost pid of host pid p: the last field of NSpid
+// in /proc/p/status, or 0 when that cannot be read.
+func dockerNSPid(p int) int {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0
+			}
+			n, _ := strconv.Atoi(f[len(f)-1])
+			return n
+		}
+	}
+	return 0
+}
+
+// dockerZombies counts the zombies among procs.
+func dockerZombies(procs []dockerProc) int {
+	n := 0
+	for _, p := range procs {
+		if p.State == 'Z' {
+			n++
+		}
+	}
+	return n
+}
