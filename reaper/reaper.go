@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
@@ -142,8 +143,12 @@ func (r *supervisor) receive(sig syscall.Signal) <-chan time.Time {
 		return nil
 	}
 	if !r.running {
-		r.logf(2, "holding %s until the app runs", signalName(sig))
-		r.held = append(r.held, sig)
+		// Held like the kernel holds pending signals: once each, so a
+		// storm before the app runs cannot grow the queue.
+		if !slices.Contains(r.held, sig) {
+			r.logf(2, "holding %s until the app runs", signalName(sig))
+			r.held = append(r.held, sig)
+		}
 		return nil
 	}
 	r.forward(sig)
@@ -196,7 +201,7 @@ func (r *supervisor) reap() (ws syscall.WaitStatus, exited bool) {
 			} else {
 				r.logf(1, "exec stage (pid %d) exited before starting the app: %s", pid, describe(st))
 			}
-		} else {
+		} else if r.cfg.Verbose >= 3 {
 			r.logf(3, "reaped pid %d", pid)
 		}
 	}
