@@ -787,3 +787,39 @@ func TestPromptsReadTheTerminalWithoutEcho(t *testing.T) {
 		t.Error("vault init wrote a vault although the passwords differ")
 	}
 }
+
+// The product page's flow names no vault anywhere: ov keeps it at
+// ~/.config/ov/vault.json and ov-init finds it there when /etc/ov/vault.json
+// does not exist.
+func TestProductFlowWorksWithTheDefaultVaultPaths(t *testing.T) {
+	if _, err := os.Stat("/etc/ov/vault.json"); err == nil {
+		t.Fatal("/etc/ov/vault.json exists on this machine; this test needs it absent")
+	}
+	f := newOvFixture(t)
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + f.dir, "OV_PASSWORD_FILE=" + f.pwFile}
+	for _, args := range [][]string{{"vault", "init"}, {"app", "create", "myapp"}} {
+		if r := f.ovCmd(env, nil, "", ovBin, args...); r.code != 0 {
+			t.Fatalf("ov %v: exit %d: %s", args, r.code, r.stderr)
+		}
+	}
+	if r := f.ovCmd(env, nil, ovDBURL+"\n", ovBin, "secret", "set", "DATABASE_URL", "--app", "myapp"); r.code != 0 {
+		t.Fatalf("ov secret set: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, ".config/ov/vault.json")); err != nil {
+		t.Fatalf("ov did not keep the vault at ~/.config/ov/vault.json: %v", err)
+	}
+	key := filepath.Join(f.dir, "machine.kek")
+	if r := f.ovCmd(env, nil, "", ovBin, "auth", "derive-machine-key", "--out", key, "--app", "myapp"); r.code != 0 {
+		t.Fatalf("ov auth derive-machine-key: exit %d: %s", r.code, r.stderr)
+	}
+	cmd := exec.Command(ovInit, "--machine-key", key, "--app", "myapp", "--", helper, "env")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + f.dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ov-init without --vault: %v", err)
+	}
+	if got := ovParseEnv(t, string(out))["DATABASE_URL"]; got != ovDBURL {
+		t.Errorf("ov-init without --vault gave the app DATABASE_URL=%q, want %q", got, ovDBURL)
+	}
+}
