@@ -245,7 +245,7 @@ func measureRoundTrip(inits []initCmd, helper string) map[string]float64 {
 }
 
 type idleFigures struct {
-	hwmKiB, threads, ticks, wakeups int
+	hwmKiB, anonKiB, threads, ticks, wakeups int
 }
 
 // measureIdle starts every init with a sleeping app, all at once, and reads
@@ -270,6 +270,7 @@ func measureIdle(inits []initCmd, helper string) map[string]idleFigures {
 		st := status(r.cmd.Process.Pid)
 		out[inits[i].name] = idleFigures{
 			hwmKiB:  kib(st["VmHWM"]),
+			anonKiB: kib(st["RssAnon"]),
 			threads: kib(st["Threads"]),
 			ticks:   t - before[i].ticks,
 			wakeups: s - before[i].switches,
@@ -278,9 +279,16 @@ func measureIdle(inits []initCmd, helper string) map[string]idleFigures {
 	return out
 }
 
-func status(pid int) map[string]string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	check(err)
+// status reads /proc/PID/status, or a thread's with a task id.
+func status(pid int, task ...string) map[string]string {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	if len(task) > 0 {
+		path = fmt.Sprintf("/proc/%d/task/%s/status", pid, task[0])
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return map[string]string{}
+	}
 	m := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
 		if k, v, ok := strings.Cut(line, ":"); ok {
@@ -307,15 +315,7 @@ func cpuAndSwitches(pid int) (int, int) {
 	switches := 0
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, task := range tasks {
-		m := status(pid)
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name())); err == nil {
-			m = map[string]string{}
-			for _, line := range strings.Split(string(b), "\n") {
-				if k, v, ok := strings.Cut(line, ":"); ok {
-					m[k] = strings.TrimSpace(v)
-				}
-			}
-		}
+		m := status(pid, task.Name())
 		switches += kib(m["voluntary_ctxt_switches"]) + kib(m["nonvoluntary_ctxt_switches"])
 	}
 	return ut + st, switches
@@ -376,6 +376,7 @@ func printTable(startInits, inits []initCmd, startup, reaping, roundTrip map[str
 		})
 	}
 	idleRow("peak RSS (VmHWM), MiB", func(f idleFigures) float64 { return float64(f.hwmKiB) / 1024 }, "%.2f")
+	idleRow("private memory (RssAnon), MiB", func(f idleFigures) float64 { return float64(f.anonKiB) / 1024 }, "%.2f")
 	idleRow("threads", func(f idleFigures) float64 { return float64(f.threads) }, "%.0f")
 	idleRow(fmt.Sprintf("idle CPU, ticks in %v", *idleFor), func(f idleFigures) float64 { return float64(f.ticks) }, "%.0f")
 	idleRow(fmt.Sprintf("idle wake-ups in %v", *idleFor), func(f idleFigures) float64 { return float64(f.wakeups) }, "%.0f")
