@@ -5,18 +5,19 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/ov-init/ov-init/ovinit.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
-SOURCES  := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all build test unit integration lint fuzz demo image bench clean
+.PHONY: all build test unit integration lint fuzz demo image bench clean bin/ov-init bin/ov
 
 all: build
 
 build: bin/ov-init bin/ov
 
-bin/ov-init: $(SOURCES)
+# Always asked of go build, whose cache makes it cheap: a binary built by
+# hand (say with cgo) must never be taken for the static one.
+bin/ov-init:
 	$(GOBUILD) -o $@ ./init
 
-bin/ov: $(SOURCES)
+bin/ov:
 	$(GOBUILD) -o $@ ./ov
 
 # Every test: formatting, vet, unit tests (with the race detector) and the

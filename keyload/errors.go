@@ -104,9 +104,9 @@ func (e *Error) Error() string {
 		}
 		return fmt.Sprintf("machine key is a %s, not a regular file (%s); fix: %s", e.what, q, fix)
 	case KindMode:
-		return fmt.Sprintf("machine key has permissions %04o — must be 0600 (%s); fix: chmod 600 %s", e.mode, q, p)
+		return fmt.Sprintf("machine key has permissions %04o — must be 0600 (%s); fix: chmod 600 %s (Kubernetes: defaultMode 0600 and no fsGroup)", e.mode, q, p)
 	case KindOwner:
-		fix := fmt.Sprintf("chown %d %s, or run ov-init as root with --user so the app runs unprivileged", e.euid, p)
+		fix := fmt.Sprintf("chown %d %s, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)", e.euid, p)
 		if e.euid == 0 {
 			fix = fmt.Sprintf("chown 0 %s", p) // already root: --user is about the app, not the key
 		}

@@ -20,19 +20,19 @@ func TestErrorTextsMatchTheProductPage(t *testing.T) {
 	}{
 		{
 			&Error{Kind: KindMode, Path: "/run/secrets/machine.kek", mode: 0o644},
-			`machine key has permissions 0644 — must be 0600 ("/run/secrets/machine.kek"); fix: chmod 600 /run/secrets/machine.kek`,
+			`machine key has permissions 0644 — must be 0600 ("/run/secrets/machine.kek"); fix: chmod 600 /run/secrets/machine.kek (Kubernetes: defaultMode 0600 and no fsGroup)`,
 		},
 		{
 			&Error{Kind: KindMode, Path: "/k", mode: 0o4600},
-			`machine key has permissions 4600 — must be 0600 ("/k"); fix: chmod 600 /k`,
+			`machine key has permissions 4600 — must be 0600 ("/k"); fix: chmod 600 /k (Kubernetes: defaultMode 0600 and no fsGroup)`,
 		},
 		{
 			&Error{Kind: KindMode, Path: "/k", mode: 0o400},
-			`machine key has permissions 0400 — must be 0600 ("/k"); fix: chmod 600 /k`,
+			`machine key has permissions 0400 — must be 0600 ("/k"); fix: chmod 600 /k (Kubernetes: defaultMode 0600 and no fsGroup)`,
 		},
 		{
 			&Error{Kind: KindOwner, Path: "/k", uid: 0, euid: 1001},
-			`machine key is owned by uid 0 but current uid is 1001 ("/k"); fix: chown 1001 /k, or run ov-init as root with --user so the app runs unprivileged`,
+			`machine key is owned by uid 0 but current uid is 1001 ("/k"); fix: chown 1001 /k, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)`,
 		},
 		{
 			&Error{Kind: KindOwner, Path: "/k", uid: 1001, euid: 0},
@@ -79,11 +79,11 @@ func TestErrorTextsMatchTheProductPage(t *testing.T) {
 
 func TestErrorPathIsShellQuotedInTheFixAndTextStaysOneLine(t *testing.T) {
 	for _, tc := range []struct{ path, fix string }{
-		{"/run/secrets/machine.kek", "fix: chmod 600 /run/secrets/machine.kek"},
-		{"/keys/my key", "fix: chmod 600 '/keys/my key'"},
-		{"/keys/it's", `fix: chmod 600 '/keys/it'\''s'`},
-		{"/keys/$HOME", "fix: chmod 600 '/keys/$HOME'"},
-		{"/keys/a\nb", `fix: chmod 600 "/keys/a\nb"`},
+		{"/run/secrets/machine.kek", "fix: chmod 600 /run/secrets/machine.kek (Kubernetes: defaultMode 0600 and no fsGroup)"},
+		{"/keys/my key", "fix: chmod 600 '/keys/my key' (Kubernetes: defaultMode 0600 and no fsGroup)"},
+		{"/keys/it's", `fix: chmod 600 '/keys/it'\''s' (Kubernetes: defaultMode 0600 and no fsGroup)`},
+		{"/keys/$HOME", "fix: chmod 600 '/keys/$HOME' (Kubernetes: defaultMode 0600 and no fsGroup)"},
+		{"/keys/a\nb", `fix: chmod 600 "/keys/a\nb" (Kubernetes: defaultMode 0600 and no fsGroup)`},
 	} {
 		got := (&Error{Kind: KindMode, Path: tc.path, mode: 0o644}).Error()
 		if !strings.HasSuffix(got, tc.fix) {

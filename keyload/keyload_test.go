@@ -131,7 +131,7 @@ func TestKeyWithModeOtherThan0600IsRefused(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "machine.kek")
 			writeKeyFile(t, path, goodKey, mode)
 			got := refused(t, path, KindMode)
-			want := fmt.Sprintf("machine key has permissions %04o — must be 0600 (%q); fix: chmod 600 %s", mode, path, path)
+			want := fmt.Sprintf("machine key has permissions %04o — must be 0600 (%q); fix: chmod 600 %s (Kubernetes: defaultMode 0600 and no fsGroup)", mode, path, path)
 			if got != want {
 				t.Errorf("got  %s\nwant %s", got, want)
 			}

@@ -178,7 +178,10 @@ func (r *supervisor) forward(sig syscall.Signal) {
 	}
 	r.logf(2, "forwarding %s to %d", signalName(sig), target)
 	if err := unix.Kill(target, sig); err != nil && err != unix.ESRCH {
-		r.logf(1, "forwarding %s: %v", signalName(sig), err)
+		// EPERM: root without CAP_KILL cannot signal an app that runs
+		// as another user. Say so at any verbosity: docker stop would
+		// otherwise end in a silent SIGKILL.
+		r.errorf("forwarding %s to %d: %v (with --user, ov-init needs CAP_KILL)", signalName(sig), target, err)
 	}
 }
 
