@@ -1,0 +1,571 @@
+package container
+
+// Compose: every service of docker-compose.test.yml runs through the real
+// Compose binary (`docker compose`, else Debian's `docker-compose` v1), in
+// a project of its own that is always taken down, and none of them ever
+// has a network. And the README's container sections: their commands run
+// as shown, their YAML is cut from the files tested here.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ory/dockertest/v3/docker"
+
+	"github.com/ov-init/ov-init/vault"
+)
+
+// composeFile is the file under test, at the repository root.
+const composeFile = "docker-compose.test.yml"
+
+// composeTimeout bounds one Compose command: nothing here waits on a
+// network, so a command that takes longer is stuck.
+const composeTimeout = 2 * time.Minute
+
+// mountedDatabaseURL is DATABASE_URL of app web in the vault the
+// `vaultfile` service bind-mounts: it differs from the baked vault's, so
+// seeing it proves the mount wins.
+const mountedDatabaseURL = "postgres://web:ovsec-mounted-4b9d@db/web"
+
+var (
+	composeOnce sync.Once
+	composeArgv []string // `docker compose` or `docker-compose`
+	composeErr  error
+)
+
+// composeCommand returns the Compose command line: `docker compose` when
+// Compose v2 answers, else Compose v1's `docker-compose`.
+func composeCommand(t *testing.T) []string {
+	t.Helper()
+	composeOnce.Do(func() {
+		if exec.Command("docker", "compose", "version").Run() == nil {
+			composeArgv = []string{"docker", "compose"}
+			return
+		}
+		if _, err := exec.LookPath("docker-compose"); err == nil {
+			composeArgv = []string{"docker-compose"}
+			return
+		}
+		composeErr = errors.New("neither `docker compose` nor `docker-compose` runs (scripts/docker-up installs Debian's docker-compose)")
+	})
+	if composeErr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(composeErr)
+		}
+		t.Skip(composeErr)
+	}
+	return composeArgv
+}
+
+// composeProject is one Compose project on docker-compose.test.yml, named
+// uniquely so tests never share containers.
+type composeProject struct {
+	t    *testing.T
+	argv []string // the Compose command and its -f, -p
+	name string
+	env  []string
+}
+
+// newComposeProject returns a project whose OV_TEST_DIR is dir. Its
+// containers and volumes are removed when the test ends, whatever happened.
+func newComposeProject(t *testing.T, dir string) *composeProject {
+	t.Helper()
+	name := fmt.Sprintf("ovcompose%d%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	p := &composeProject{
+		t:    t,
+		argv: append(slices.Clone(composeCommand(t)), "-f", filepath.Join(repo, composeFile), "-p", name),
+		name: name,
+		env:  append(os.Environ(), "OV_TEST_DIR="+dir),
+	}
+	t.Cleanup(func() {
+		if out, _, code := p.run("down", "-v", "--remove-orphans"); code != 0 {
+			t.Errorf("compose down: exit %d: %s", code, out)
+		}
+		if ids := p.containers(""); len(ids) > 0 {
+			t.Errorf("compose down left containers %v", ids)
+		}
+	})
+	return p
+}
+
+// run runs one Compose command and returns its stdout, stderr and status.
+func (p *composeProject) run(args ...string) (stdout, stderr string, code int) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), composeTimeout)
+	defer cancel()
+	argv := append(slices.Clone(p.argv), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = repo
+	cmd.Env = p.env
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		p.t.Fatalf("%s: no answer within %v\n%s%s", strings.Join(argv, " "), composeTimeout, &out, &errOut)
+	case errors.As(err, &ee):
+		return out.String(), errOut.String(), ee.ExitCode()
+	case err != nil:
+		p.t.Fatalf("%s: %v", strings.Join(argv, " "), err)
+	}
+	return out.String(), errOut.String(), 0
+}
+
+// containers lists the ids of the project's containers, running or not,
+// of one service or ("") of all, by the labels every Compose version sets.
+func (p *composeProject) containers(service string) []string {
+	p.t.Helper()
+	args := []string{"ps", "-a", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project=" + p.name}
+	if service != "" {
+		args = append(args, "--filter", "label=com.docker.compose.service="+service)
+	}
+	out, err := exec.Command("docker", args...).Output()
+	if err != nil {
+		p.t.Fatalf("docker ps: %v", err)
+	}
+	return strings.Fields(string(out))
+}
+
+// containerOutput returns what a container wrote to stdout and to stderr.
+func containerOutput(t *testing.T, id string) (stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := pool.Client.Logs(docker.LogsOptions{
+		Container: id, OutputStream: &out, ErrorStream: &errOut, Stdout: true, Stderr: true,
+	}); err != nil {
+		t.Fatalf("logs of %s: %v", id, err)
+	}
+	return out.String(), errOut.String()
+}
+
+// helperEnvOf parses the output of `/app/helper env`.
+func helperEnvOf(t *testing.T, stdout string) map[string]string {
+	t.Helper()
+	var list []string
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &list); err != nil {
+		t.Fatalf("the app's environment: %v in %q", err, stdout)
+	}
+	env := make(map[string]string, len(list))
+	for _, kv := range list {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
+// newExampleVault writes a vault holding one app with secrets at vaultPath,
+// and the app's scoped machine key (root's, 0600) at keyPath.
+func newExampleVault(t *testing.T, vaultPath, keyPath, app string, secrets map[string]string) {
+	t.Helper()
+	v, root, err := vault.New([]byte("example vault password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Wipe()
+	if err := v.CreateApp(root, app); err != nil {
+		t.Fatal(err)
+	}
+	for name, value := range secrets {
+		if err := v.SetSecret(root, app, name, []byte(value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := v.Save(vaultPath); err != nil {
+		t.Fatal(err)
+	}
+	key, err := v.AppKey(root, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyKey copies a key file to dir/name with mode.
+func copyKey(t *testing.T, from, dir, name string, mode os.FileMode) string {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	return p
+}
+
+// composeTestDir makes the directory OV_TEST_DIR names: the files
+// docker-compose.test.yml mounts.
+func composeTestDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyKey(t, webKey, dir, "web.kek", 0o600)
+	copyKey(t, webKey, dir, "web-0644.kek", 0o644)
+	newExampleVault(t, filepath.Join(dir, "other-vault.json"), filepath.Join(dir, "other-web.kek"), "web",
+		map[string]string{"DATABASE_URL": mountedDatabaseURL})
+	return dir
+}
+
+// composeService is what one service of docker-compose.test.yml promises.
+type composeService struct {
+	name  string
+	code  int
+	check func(t *testing.T, stdout, stderr string)
+}
+
+var composeServices = []composeService{
+	{"happy", 0, func(t *testing.T, stdout, stderr string) {
+		env := helperEnvOf(t, stdout)
+		if env["DATABASE_URL"] != webDatabaseURL || env["API_TOKEN"] != webAPIToken {
+			t.Errorf("the app did not get web's secrets: %q", stdout)
+		}
+	}},
+	{"badkey", 78, func(t *testing.T, stdout, stderr string) {
+		if !strings.Contains(stderr, "machine key has permissions 0644 — must be 0600") || stdout != "" {
+			t.Errorf("stdout %q, stderr %q", stdout, stderr)
+		}
+	}},
+	{"vaultfile", 0, func(t *testing.T, stdout, stderr string) {
+		env := helperEnvOf(t, stdout)
+		if got := env["DATABASE_URL"]; got != mountedDatabaseURL {
+			t.Errorf("DATABASE_URL = %q, want the mounted vault's %q", got, mountedDatabaseURL)
+		}
+		if _, ok := env["API_TOKEN"]; ok {
+			t.Errorf("API_TOKEN came from the baked vault, not the mounted one")
+		}
+	}},
+	{"user", 0, func(t *testing.T, stdout, stderr string) {
+		for _, want := range []string{
+			"Uid: 10001 10001 10001 10001",
+			"Gid: 10001 10001 10001 10001",
+			"ppid: 1",
+			"read: open /run/secrets/machine.kek: permission denied",
+		} {
+			if !strings.Contains(stdout, want+"\n") {
+				t.Errorf("no %q in the app's status:\n%s", want, stdout)
+			}
+		}
+	}},
+}
+
+// TestComposeServicesDoWhatTheirCommentsSay runs every service of
+// docker-compose.test.yml with `up --exit-code-from`, and checks its exit
+// status, its output, and that its container had no network.
+func TestComposeServicesDoWhatTheirCommentsSay(t *testing.T) {
+	requireDocker(t)
+	p := newComposeProject(t, composeTestDir(t))
+
+	out, errOut, code := p.run("config", "--services")
+	if code != 0 {
+		t.Fatalf("compose config: exit %d: %s", code, errOut)
+	}
+	var tested []string
+	for _, s := range composeServices {
+		tested = append(tested, s.name)
+	}
+	listed := strings.Fields(out)
+	slices.Sort(listed)
+	slices.Sort(tested)
+	if !slices.Equal(listed, tested) {
+		t.Fatalf("%s has services %v, this test runs %v: test every service", composeFile, listed, tested)
+	}
+
+	for _, s := range composeServices {
+		t.Run(s.name, func(t *testing.T) {
+			out, errOut, code := p.run("up", "--no-build", "--exit-code-from", s.name, s.name)
+			if code != s.code {
+				t.Errorf("up %s: exit %d, want %d\n%s%s", s.name, code, s.code, out, errOut)
+			}
+			ids := p.containers(s.name)
+			if len(ids) != 1 {
+				t.Fatalf("service %s has containers %v, want one", s.name, ids)
+			}
+			c, err := pool.Client.InspectContainer(ids[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.HostConfig.NetworkMode != "none" {
+				t.Errorf("service %s ran with network mode %q, want none", s.name, c.HostConfig.NetworkMode)
+			}
+			if c.Config.Image != appImage || c.State.ExitCode != s.code || c.HostConfig.Init {
+				t.Errorf("service %s: image %q, init %v, exit %d", s.name, c.Config.Image, c.HostConfig.Init, c.State.ExitCode)
+			}
+			stdout, stderr := containerOutput(t, ids[0])
+			s.check(t, stdout, stderr)
+		})
+	}
+}
+
+// TestComposeRunMakesOVInitPID1 is `compose run --rm`: ov-init is PID 1 of
+// the service's container (the app's parent is pid 1), the app gets its
+// secrets, and --rm leaves no container behind.
+func TestComposeRunMakesOVInitPID1(t *testing.T) {
+	requireDocker(t)
+	p := newComposeProject(t, composeTestDir(t))
+
+	stdout, stderr, code := p.run("run", "--rm", "-T", "happy", "/app/helper", "status")
+	if code != 0 || !strings.Contains(stdout, "ppid: 1\n") || !strings.Contains(stdout, "Uid: 0 0 0 0\n") {
+		t.Errorf("run happy status: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = p.run("run", "--rm", "-T", "happy")
+	if env := helperEnvOf(t, stdout); code != 0 || env["DATABASE_URL"] != webDatabaseURL {
+		t.Errorf("run happy: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = p.run("run", "--rm", "-T", "badkey")
+	if code != 78 || !strings.Contains(stdout+stderr, "machine key has permissions 0644 — must be 0600") {
+		t.Errorf("run badkey: exit %d, want 78\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if ids := p.containers(""); len(ids) > 0 {
+		t.Errorf("run --rm left containers %v", ids)
+	}
+}
+
+// TestComposeFileNeedsOVTestDir: without OV_TEST_DIR Compose refuses the
+// file instead of mounting keys from "/web.kek".
+func TestComposeFileNeedsOVTestDir(t *testing.T) {
+	requireDocker(t)
+	argv := append(slices.Clone(composeCommand(t)), "-f", filepath.Join(repo, composeFile), "config")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = repo
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OV_TEST_DIR=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "set OV_TEST_DIR") {
+		t.Errorf("compose config without OV_TEST_DIR: %v, %s", err, out)
+	}
+}
+
+// The README's sections on containers: every command they show is run by
+// TestReadmeDockerAndComposeCommandsRun, and every YAML they show is an
+// excerpt of a file the tests run.
+var readmeSections = map[string]string{
+	"Docker":     "",
+	"Compose":    composeFile,
+	"Kubernetes": k8sManifest,
+}
+
+// readmeKeyPath and readmeVaultPath are the host paths the README's
+// commands use, which TestReadmeDockerAndComposeCommandsRun replaces with
+// (the key) or makes under a HOME of its own (the vault).
+const (
+	readmeKeyPath   = "/etc/ov/machine.kek"
+	readmeVaultPath = ".config/ov/vault.json"
+)
+
+// readmeDatabaseURL is the secret the README's example server reports:
+// "DATABASE_URL is set (32 characters)".
+const readmeDatabaseURL = "postgres://myapp:s3cret@db/myapp"
+
+// readmeFence is one fenced block of README.md.
+type readmeFence struct {
+	lang string
+	body []string // its lines
+}
+
+// readmeSection returns the fenced blocks of README.md's "## title"
+// section, and fails the test if there is no such section.
+func readmeSection(t *testing.T, title string) []readmeFence {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readmeFences(t, string(b), "## "+title)
+}
+
+// readmeFences returns the fenced blocks of the part of a Markdown text
+// under heading (up to the next heading of the same level, or all of it
+// when heading is "").
+func readmeFences(t *testing.T, text, heading string) []readmeFence {
+	t.Helper()
+	lines := strings.Split(text, "\n")
+	in := heading == ""
+	found := in
+	var fences []readmeFence
+	var cur *readmeFence
+	for _, line := range lines {
+		if cur != nil {
+			if line == "```" {
+				fences = append(fences, *cur)
+				cur = nil
+			} else {
+				cur.body = append(cur.body, line)
+			}
+			continue
+		}
+		if heading != "" && strings.HasPrefix(line, "## ") {
+			in = line == heading
+			found = found || in
+			continue
+		}
+		if lang, ok := strings.CutPrefix(line, "```"); ok && in {
+			cur = &readmeFence{lang: lang}
+		}
+	}
+	if !found {
+		t.Fatalf("README.md has no section %q", heading)
+	}
+	if cur != nil {
+		t.Fatalf("README.md: section %q: a fence is not closed", heading)
+	}
+	return fences
+}
+
+// readmeExpectation matches one line of output the README shows after a
+// command ("#> TEXT"); "…" stands for any text.
+func readmeExpectation(t *testing.T, text string) *regexp.Regexp {
+	t.Helper()
+	parts := strings.Split(text, "…")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile("^" + strings.Join(parts, ".*") + "$")
+}
+
+// ansiEscape is a colour sequence, which Compose v1 writes even to a pipe.
+var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// TestReadmeYAMLIsFromTheTestedFiles: the YAML the README's container
+// sections show is cut from the files the tests run, and the Kubernetes
+// section shows no command (none is run: there is no cluster).
+func TestReadmeYAMLIsFromTheTestedFiles(t *testing.T) {
+	for title, file := range readmeSections {
+		for _, f := range readmeSection(t, title) {
+			switch {
+			case f.lang == "sh" && title != "Kubernetes":
+				continue // run by TestReadmeDockerAndComposeCommandsRun
+			case f.lang == "yaml" && file != "":
+				b, err := os.ReadFile(filepath.Join(repo, file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(b), strings.Join(f.body, "\n")+"\n") {
+					t.Errorf("README.md, %s: this YAML is not an excerpt of %s:\n%s", title, file, strings.Join(f.body, "\n"))
+				}
+			default:
+				t.Errorf("README.md, %s: a ```%s block, which no test runs or checks:\n%s", title, f.lang, strings.Join(f.body, "\n"))
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(repo, "deploy/kubernetes/README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range readmeFences(t, string(b), "") {
+		if f.lang != "console" && f.lang != "yaml" {
+			t.Errorf("deploy/kubernetes/README.md: a ```%s block: its kubectl commands are not run by a test, so fence them as console", f.lang)
+		}
+	}
+}
+
+// TestReadmeDockerAndComposeCommandsRun runs the ```sh blocks of README.md's
+// "Docker" and "Compose" sections as written, in one bash -euo pipefail in
+// the repository, with two substitutions: a key of its own for
+// /etc/ov/machine.kek, and the Compose there is for `docker compose`. HOME
+// is a directory holding the vault at ~/.config/ov/vault.json (app myapp),
+// OV_TEST_DIR the keys of docker-compose.test.yml. Each "#> TEXT" line
+// after a command must match a line of that block's output, in order.
+func TestReadmeDockerAndComposeCommandsRun(t *testing.T) {
+	requireDocker(t)
+	compose := strings.Join(composeCommand(t), " ")
+	tmp := t.TempDir()
+	home, key := filepath.Join(tmp, "home"), filepath.Join(tmp, "machine.kek")
+	vaultPath := filepath.Join(home, readmeVaultPath)
+	if err := os.MkdirAll(filepath.Dir(vaultPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	newExampleVault(t, vaultPath, key, "myapp", map[string]string{"DATABASE_URL": readmeDatabaseURL})
+	goEnv, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	gv := strings.Fields(string(goEnv))
+	if len(gv) != 3 {
+		t.Fatalf("go env: %q", goEnv)
+	}
+	env := append(os.Environ(),
+		"HOME="+home, "TMPDIR="+tmp, "OV_TEST_DIR="+composeTestDir(t),
+		"GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
+	t.Cleanup(func() {
+		exec.Command("docker", "rm", "-f", "myapp").Run()
+		down := exec.Command("sh", "-c", compose+" -f "+composeFile+" -p ovdemo down -v --remove-orphans")
+		down.Dir, down.Env = repo, env
+		down.Run()
+	})
+
+	const marker = "@@ov-readme-block@@"
+	var script strings.Builder
+	script.WriteString("trap 'echo \"README command failed: $BASH_COMMAND\" >&2' ERR\n")
+	var expect [][]string // per block
+	for _, title := range []string{"Docker", "Compose"} {
+		for _, f := range readmeSection(t, title) {
+			if f.lang != "sh" {
+				continue
+			}
+			var want []string
+			for _, line := range f.body {
+				if text, ok := strings.CutPrefix(line, "#> "); ok {
+					want = append(want, text)
+				}
+			}
+			body := strings.Join(f.body, "\n")
+			body = strings.ReplaceAll(body, readmeKeyPath, key)
+			body = strings.ReplaceAll(body, "docker compose ", compose+" ")
+			fmt.Fprintf(&script, "echo %s\n%s\n", marker, body)
+			expect = append(expect, want)
+		}
+	}
+	if len(expect) == 0 {
+		t.Fatal("README.md: no ```sh block in Docker or Compose")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script.String())
+	cmd.Dir, cmd.Env = repo, env
+	out, err := cmd.CombinedOutput()
+	text := ansiEscape.ReplaceAllString(string(out), "")
+	if err != nil {
+		t.Fatalf("the README's commands: %v\n%s", err, text)
+	}
+	blocks := strings.Split(text, marker+"\n")[1:]
+	if len(blocks) != len(expect) {
+		t.Fatalf("%d blocks ran, want %d:\n%s", len(blocks), len(expect), text)
+	}
+	for i, want := range expect {
+		lines := strings.Split(blocks[i], "\n")
+		for _, w := range want {
+			re := readmeExpectation(t, w)
+			for len(lines) > 0 && !re.MatchString(strings.TrimRight(lines[0], " \r")) {
+				lines = lines[1:]
+			}
+			if len(lines) == 0 {
+				t.Errorf("block %d: no line %q (in order) in its output:\n%s", i+1, w, blocks[i])
+				break
+			}
+			lines = lines[1:]
+		}
+	}
+	t.Logf("output of the README's commands:\n%s", text)
+}
