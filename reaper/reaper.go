@@ -58,7 +58,6 @@ func Run(cfg Config, sigs *Signals) int {
 			r.logf(1, "cannot become a child subreaper: %v", err)
 		}
 	}
-	<-sigs.all
 	ready, err := r.start()
 	if err != nil {
 		var ee *ExecError

@@ -16,17 +16,7 @@ import (
 // as early as possible: a Go PID 1 that has not subscribed to TERM, INT or HUP
 // exits 2 when one arrives, and other signals are dropped.
 type Signals struct {
-	c   chan os.Signal
-	all chan struct{} // closed once every signal is subscribed
-}
-
-// fatal are the signals the Go runtime turns into PID 1's death (exit 2 or
-// a crash) when nobody has subscribed to them, plus SIGCHLD, which reaping
-// needs. Listen subscribes them before it returns.
-var fatal = []os.Signal{
-	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP,
-	unix.SIGABRT, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGPIPE,
-	unix.SIGTERM, unix.SIGSTKFLT, unix.SIGSYS, unix.SIGCHLD,
+	c chan os.Signal
 }
 
 // signalBuffer bounds the queue between the Go runtime and the loop. The
@@ -34,19 +24,35 @@ var fatal = []os.Signal{
 // queue holds at most one entry per signal number in flight.
 const signalBuffer = 128
 
+// early are the signals subscribed before Listen returns: those the Go
+// runtime turns into PID 1's death (exit 2 or a crash) while nobody has
+// subscribed to them; SIGCHLD, which reaping needs; and those the runtime
+// leaves alone until subscribed (CONT, TSTP, TTIN, TTOU; HUP and INT when
+// ignored), so that an ignore ov-init inherited is replaced by a handler,
+// which the app then gets back as the default action, before the app is
+// forked.
+var early = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP,
+	unix.SIGABRT, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGPIPE,
+	unix.SIGTERM, unix.SIGSTKFLT, unix.SIGSYS, unix.SIGCHLD,
+	unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
+}
+
 // Listen subscribes to all signals. The runtime hands each subscription to
-// its signal thread and back, about 20µs a signal; done one by one that is
-// most of a millisecond on PID 1's start-up path. So the fatal signals are
-// subscribed before Listen returns, and the rest (signals the runtime drops
-// until subscribed, never fatal) in the background while ov-init parses its
-// command line. Run waits for them all before it starts the app.
+// its signal thread and back, about 20µs a signal: done one by one before the
+// app starts, that is most of a millisecond of PID 1's start-up. So the
+// early signals are subscribed before Listen returns, and the rest (which
+// the runtime handles from the start, dropping them until subscribed) in
+// the background while ov-init parses its command line and starts the app.
+//
+// This opens no new window: until its subscription completes, a non-fatal
+// signal is dropped by the runtime whether the app has started yet or not,
+// exactly as it would be if ov-init waited; once subscribed, it is queued
+// and forwarded (held until the app runs, in secrets mode).
 func Listen() *Signals {
-	s := &Signals{c: make(chan os.Signal, signalBuffer), all: make(chan struct{})}
-	signal.Notify(s.c, fatal...)
-	go func() {
-		signal.Notify(s.c)
-		close(s.all)
-	}()
+	s := &Signals{c: make(chan os.Signal, signalBuffer)}
+	signal.Notify(s.c, early...)
+	go signal.Notify(s.c)
 	return s
 }
 
