@@ -14,7 +14,7 @@ import (
 // Account is who the app runs as.
 type Account struct {
 	Credential syscall.Credential
-	Home       string // empty when the user is not in /etc/passwd
+	Home       string // "/" when a numeric user is not in /etc/passwd
 }
 
 // Lookup resolves spec: "name", "uid", "name:group", "uid:gid". Without a
@@ -40,6 +40,7 @@ func Lookup(spec string) (*Account, error) {
 	case isNumber(name):
 		uid, _ := strconv.ParseUint(name, 10, 32)
 		a.Credential.Uid, a.Credential.Gid = uint32(uid), uint32(uid)
+		a.Home = "/" // as Docker does for a uid that /etc/passwd lacks
 	default:
 		return nil, fmt.Errorf("--user %q: no user %q in /etc/passwd (use a numeric uid, or add the user to the image)", spec, name)
 	}

@@ -29,17 +29,17 @@ import (
 // Arg is the argv[1] by which ov-init recognises its own exec stage.
 const Arg = "__ov_exec_stage"
 
-// readyFD is the write end of PID 1's pipe: it closes on execve, which tells
-// PID 1 that the app runs and signals may be forwarded to it.
-const readyFD = 3
-
 // Config is what PID 1 passes to the exec stage (in argv, as JSON): only
 // names and paths, never a secret.
 type Config struct {
+	// ReadyFD is the write end of PID 1's pipe: it closes on execve, which
+	// tells PID 1 that the app runs and signals may be forwarded to it.
+	ReadyFD int `json:"ready_fd"`
+
 	App         string   `json:"app"`
 	MachineKey  string   `json:"machine_key"`
 	Vault       string   `json:"vault"`
-	Secrets     []string `json:"secrets,omitempty"`
+	Secrets     []string `json:"secrets"`
 	PreserveEnv bool     `json:"preserve_env,omitempty"`
 	User        string   `json:"user,omitempty"`
 	Verbose     int      `json:"verbose,omitempty"`
@@ -54,14 +54,14 @@ func Requested(args []string) bool {
 // Main runs the exec stage. It returns only on failure, with the status
 // ov-init must exit with, after one line on stderr.
 func Main(args []string) int {
-	// The pipe came in through dup2 and lost close-on-exec; the app must
-	// not inherit it, and PID 1 must see it close.
-	unix.CloseOnExec(readyFD)
 	var cfg Config
-	if err := json.Unmarshal([]byte(args[2]), &cfg); err != nil || len(cfg.Argv) == 0 {
+	if err := json.Unmarshal([]byte(args[2]), &cfg); err != nil || len(cfg.Argv) == 0 || cfg.ReadyFD < 3 {
 		fmt.Fprintln(os.Stderr, "ov-init: exec stage started without a valid configuration")
 		return reaper.ExitInternal
 	}
+	// The pipe came in through dup2 and lost close-on-exec; the app must
+	// not inherit it, and PID 1 must see it close.
+	unix.CloseOnExec(cfg.ReadyFD)
 	err := run(cfg)
 	fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
 	var ee *reaper.ExecError

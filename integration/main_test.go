@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,20 +122,15 @@ func startProc(t *testing.T, attr *syscall.SysProcAttr, env []string, args ...st
 		default:
 		}
 		// As PID 1 of a namespace, SIGKILL ends everything in it.
-		// Otherwise TERM first: killing ov-init alone would leave its
-		// app running and holding the output pipe.
+		// Otherwise kill its descendants too: killing ov-init alone
+		// would leave its app running and holding the output pipe.
 		if attr != nil && attr.Cloneflags&syscall.CLONE_NEWPID != 0 {
 			cmd.Process.Kill()
 			<-p.done
 			return
 		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(2 * time.Second):
-			cmd.Process.Kill()
-			<-p.done
-		}
+		killTree(cmd.Process.Pid)
+		<-p.done
 	})
 	return p
 }
@@ -218,4 +214,33 @@ func runPID1(t *testing.T, stdin io.Reader, args ...string) (int, string, string
 		t.Fatalf("ov-init was killed by %v; stderr: %s", ws.Signal(), stderr.String())
 	}
 	return ws.ExitStatus(), stdout.String(), stderr.String()
+}
+
+// killTree SIGKILLs pid and every process descended from it.
+func killTree(pid int) {
+	parents := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		ppid, _ := strconv.Atoi(f[1])
+		parents[ppid] = append(parents[ppid], child)
+	}
+	var kill func(int)
+	kill = func(p int) {
+		syscall.Kill(p, syscall.SIGSTOP) // no more forks while we look
+		for _, c := range parents[p] {
+			kill(c)
+		}
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	kill(pid)
 }

@@ -78,7 +78,7 @@ func (e *Error) Is(target error) bool {
 
 // derive is the command that writes a fresh machine key to path.
 func derive(path string) string {
-	return "`ov auth derive-machine-key --out " + shellArg(path) + " --force`"
+	return "`ov auth derive-machine-key --out " + shellArg(path) + " --app APP --force`"
 }
 
 func (e *Error) Error() string {

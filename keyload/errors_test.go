@@ -40,11 +40,11 @@ func TestErrorTextsMatchTheProductPage(t *testing.T) {
 		},
 		{
 			&Error{Kind: KindSize, Path: "/k", size: 31},
-			"machine key must be exactly 32 bytes (\"/k\" has 31 bytes); fix: derive it again with `ov auth derive-machine-key --out /k --force`",
+			"machine key must be exactly 32 bytes (\"/k\" has 31 bytes); fix: derive it again with `ov auth derive-machine-key --out /k --app APP --force`",
 		},
 		{
 			&Error{Kind: KindSize, Path: "/k", size: 1},
-			"machine key must be exactly 32 bytes (\"/k\" has 1 byte); fix: derive it again with `ov auth derive-machine-key --out /k --force`",
+			"machine key must be exactly 32 bytes (\"/k\" has 1 byte); fix: derive it again with `ov auth derive-machine-key --out /k --app APP --force`",
 		},
 		{
 			&Error{Kind: KindSymlink, Path: "/k", Err: unix.ELOOP},

@@ -228,7 +228,7 @@ func TestKeyOfWrongSizeIsRefused(t *testing.T) {
 			if size == 1 {
 				has = "1 byte"
 			}
-			want := fmt.Sprintf("machine key must be exactly 32 bytes (%q has %s); fix: derive it again with `ov auth derive-machine-key --out %s --force`", path, has, path)
+			want := fmt.Sprintf("machine key must be exactly 32 bytes (%q has %s); fix: derive it again with `ov auth derive-machine-key --out %s --app APP --force`", path, has, path)
 			if got != want {
 				t.Errorf("got  %s\nwant %s", got, want)
 			}
@@ -244,8 +244,8 @@ func TestKeyThatChangesWhileBeingReadIsRefused(t *testing.T) {
 		size int
 		want string
 	}{
-		{Size + 1, "machine key must be exactly 32 bytes (%q grew while being read); fix: stop whatever writes to %s, then derive it again with `ov auth derive-machine-key --out %[2]s --force`"},
-		{Size - 1, "machine key must be exactly 32 bytes (%q shrank to 31 bytes while being read); fix: stop whatever writes to %s, then derive it again with `ov auth derive-machine-key --out %[2]s --force`"},
+		{Size + 1, "machine key must be exactly 32 bytes (%q grew while being read); fix: stop whatever writes to %s, then derive it again with `ov auth derive-machine-key --out %[2]s --app APP --force`"},
+		{Size - 1, "machine key must be exactly 32 bytes (%q shrank to 31 bytes while being read); fix: stop whatever writes to %s, then derive it again with `ov auth derive-machine-key --out %[2]s --app APP --force`"},
 	} {
 		t.Run(strconv.Itoa(tc.size), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "machine.kek")

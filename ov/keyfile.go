@@ -17,7 +17,7 @@ const keyFileMode = 0o600
 
 // checkKeyPath refuses, before any password is typed, an --out that
 // writeKeyFile would refuse: a symbolic link (always), an existing file
-// without replace, a directory, a missing directory.
+// without replace, a directory, a parent that is not a directory.
 func checkKeyPath(path string, replace bool) error {
 	fi, err := os.Lstat(path)
 	switch {
@@ -30,9 +30,11 @@ func checkKeyPath(path string, replace bool) error {
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("%q: %v", path, pathErr(err))
 	}
+	// A missing directory is made (0700) when the key is written, as
+	// vault init does for the vault's; one that is not a directory is not.
 	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("directory %q does not exist; create it first: mkdir -m 0700 -p %s", dir, shellQuote(dir))
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("%q is not a directory; choose another --out", dir)
 	}
 	return nil
 }
@@ -48,6 +50,9 @@ func writeKeyFile(path string, key []byte, replace bool, owner *syscall.Credenti
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the key's directory: %v", err)
 	}
 	var r [8]byte
 	if _, err := rand.Read(r[:]); err != nil {

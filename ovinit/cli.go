@@ -78,18 +78,45 @@ func parse(args, env []string) (Options, int, bool) {
 	if err != nil {
 		return Options{}, usageError(err), false
 	}
-	c.Command = verbatim(args, c.Command)
-	// kong keeps the "--" that ends the flags in a passthrough argument.
-	if len(c.Command) > 0 && c.Command[0] == "--" {
-		c.Command = c.Command[1:]
-	}
 	return Options{
 		Flags:   c.Flags,
 		Vault:   c.Vault,
-		Command: c.Command,
+		Command: Command(args, c.Command),
 		Env:     CleanEnv(env, EnvNames(ctx)),
 		Self:    self,
+		Given:   Given(ctx, env),
 	}, 0, true
+}
+
+// Command is the app's argv from kong's passthrough argument: verbatim, and
+// without the "--" that kong keeps there.
+func Command(args, command []string) []string {
+	command = verbatim(args, command)
+	if len(command) > 0 && command[0] == "--" {
+		command = command[1:]
+	}
+	return command
+}
+
+// Given reports which flags were given on the command line or through their
+// variable in env (even empty), by flag name.
+func Given(ctx *kong.Context, env []string) map[string]bool {
+	given := map[string]bool{}
+	for _, p := range ctx.Path {
+		if p.Flag != nil { // parsed from the command line
+			given[p.Flag.Name] = true
+		}
+	}
+	for _, f := range ctx.Flags() {
+		for _, e := range f.Envs {
+			for _, kv := range env {
+				if strings.HasPrefix(kv, e+"=") {
+					given[f.Name] = true
+				}
+			}
+		}
+	}
+	return given
 }
 
 // EnvNames lists the OV_* variables that configure ov-init, from the
@@ -151,7 +178,7 @@ func plain(args, env []string) (Options, bool) {
 			return Options{}, false
 		}
 	}
-	o := Options{Command: args, Env: env, Self: self}
+	o := Options{Command: args, Env: env, Self: self, Given: map[string]bool{}}
 	o.MachineKey = DefaultMachineKey
 	return o, true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ov-init/ov-init/account"
 	"github.com/ov-init/ov-init/execstage"
 	"github.com/ov-init/ov-init/reaper"
+	"github.com/ov-init/ov-init/vault"
 )
 
 // Flags are ov-init's options; `ov run` takes the same ones.
@@ -41,6 +42,12 @@ type Options struct {
 	Command []string // the app's argv
 	Env     []string // ov-init's environment, OV_* settings removed
 	Self    string   // executable that carries the exec stage (/proc/self/exe)
+
+	// Given records which secrets-mode settings were given at all (as a
+	// flag or an OV_* variable, even empty), so that an empty --app or
+	// --secrets, or a key or vault without --app, fails closed instead of
+	// running the app without its secrets.
+	Given map[string]bool
 }
 
 // Run supervises the app and returns ov-init's exit status.
@@ -58,6 +65,10 @@ func Run(o Options, sigs *reaper.Signals) int {
 		}
 		cfg.Path, cfg.Argv = path, o.Command
 		if o.User != "" {
+			if euid := os.Geteuid(); euid != 0 {
+				fmt.Fprintf(os.Stderr, "ov-init: --user %s: ov-init runs as uid %d and can only change user when it starts as root\n", o.User, euid)
+				return reaper.ExitConfig
+			}
 			acct, err := account.Lookup(o.User)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
@@ -72,6 +83,7 @@ func Run(o Options, sigs *reaper.Signals) int {
 		o.Vault = DefaultVault()
 	}
 	stage := execstage.Config{
+		ReadyFD:     reaper.FreeFD(),
 		App:         o.App,
 		MachineKey:  o.MachineKey,
 		Vault:       o.Vault,
@@ -88,7 +100,7 @@ func Run(o Options, sigs *reaper.Signals) int {
 	}
 	cfg.Path = o.Self
 	cfg.Argv = []string{"ov-init", execstage.Arg, string(b)}
-	cfg.WaitReady = true
+	cfg.ReadyFD = stage.ReadyFD
 	return reaper.Run(cfg, sigs)
 }
 
@@ -127,8 +139,30 @@ func (o Options) config() (reaper.Config, error) {
 		}
 		cfg.Rewrite[from] = to
 	}
-	if o.App == "" && (len(o.Secrets) > 0 || o.PreserveEnv) {
-		return cfg, fmt.Errorf("--secrets and --preserve-env need --app NAME (secrets mode)")
+	if o.Given["app"] {
+		if err := vault.ValidAppName(o.App); err != nil {
+			return cfg, fmt.Errorf("--app / OV_APP: %v", err)
+		}
+	}
+	if o.App == "" {
+		for _, name := range []string{"machine-key", "vault", "secrets", "preserve-env"} {
+			if o.Given[name] {
+				return cfg, fmt.Errorf("--%s needs --app NAME (secrets mode); without --app ov-init injects no secrets", name)
+			}
+		}
+		if len(o.Secrets) > 0 || o.PreserveEnv {
+			return cfg, fmt.Errorf("--secrets and --preserve-env need --app NAME (secrets mode)")
+		}
+	}
+	if o.Given["secrets"] {
+		if len(o.Secrets) == 0 {
+			return cfg, fmt.Errorf("--secrets / OV_SECRETS is empty: name the secrets to inject, or leave it unset for all of them")
+		}
+		for _, name := range o.Secrets {
+			if err := vault.ValidSecretName(name); err != nil {
+				return cfg, fmt.Errorf("--secrets: %v", err)
+			}
+		}
 	}
 	return cfg, nil
 }

@@ -22,11 +22,12 @@ type Config struct {
 	// Credential, when set, runs the app as another user.
 	Credential *syscall.Credential
 
-	// WaitReady marks a child that is ov-init's own exec stage: it gets the
-	// write end of a close-on-exec pipe as fd 3, and becomes the app when
-	// that pipe closes. Signals are held until then, so none reaches the
-	// exec stage (which would die of it) and none is lost.
-	WaitReady bool
+	// ReadyFD, when not 0, marks a child that is ov-init's own exec stage:
+	// it gets the write end of a close-on-exec pipe as this fd (see
+	// FreeFD), and becomes the app when that pipe closes. Signals are held
+	// until then, so none reaches the exec stage (which would die of it)
+	// and none is lost.
+	ReadyFD int
 
 	KillGroup bool                              // signal the app's whole process group
 	Rewrite   map[syscall.Signal]syscall.Signal // FROM → TO; TO 0 drops FROM
@@ -90,14 +91,12 @@ func (r *supervisor) loop(ready <-chan struct{}) int {
 	var termDelay, grace <-chan time.Time
 	for {
 		select {
+		case <-r.sigs.chld:
+			if ws, exited := r.reap(); exited {
+				return r.finish(ws)
+			}
 		case s := <-r.sigs.c:
 			sig := s.(syscall.Signal)
-			if sig == unix.SIGCHLD {
-				if ws, exited := r.reap(); exited {
-					return r.finish(ws)
-				}
-				continue
-			}
 			if sig == unix.SIGPIPE && r.ownSIGPIPE {
 				r.ownSIGPIPE = false
 				continue
@@ -123,7 +122,7 @@ func (r *supervisor) loop(ready <-chan struct{}) int {
 			}
 			r.held = nil
 		case <-termDelay:
-			termDelay = nil
+			termDelay, r.termTimer = nil, nil // a later TERM is held anew
 			if t := r.receive(unix.SIGTERM); t != nil {
 				grace = t
 			}
@@ -150,7 +149,9 @@ func (r *supervisor) receive(sig syscall.Signal) <-chan time.Time {
 		}
 		return nil
 	}
-	r.forward(sig)
+	if !r.forward(sig) {
+		return nil
+	}
 	switch sig {
 	case unix.SIGTERM, unix.SIGINT, unix.SIGQUIT:
 		if r.cfg.Grace > 0 && r.graceTimer == nil {
@@ -161,12 +162,13 @@ func (r *supervisor) receive(sig syscall.Signal) <-chan time.Time {
 	return nil
 }
 
-// forward sends sig, after --rewrite, to the app or its process group.
-func (r *supervisor) forward(sig syscall.Signal) {
+// forward sends sig, after --rewrite, to the app or its process group, and
+// reports whether it sent anything.
+func (r *supervisor) forward(sig syscall.Signal) bool {
 	if to, ok := r.cfg.Rewrite[sig]; ok {
 		if to == 0 {
 			r.logf(1, "dropping %s (--rewrite)", signalName(sig))
-			return
+			return false
 		}
 		r.logf(2, "rewriting %s to %s", signalName(sig), signalName(to))
 		sig = to
@@ -182,6 +184,7 @@ func (r *supervisor) forward(sig syscall.Signal) {
 		// otherwise end in a silent SIGKILL.
 		r.errorf("forwarding %s to %d: %v (with --user, ov-init needs CAP_KILL)", signalName(sig), target, err)
 	}
+	return true
 }
 
 // reap collects every exited child; SIGCHLDs coalesce, so one signal may
@@ -246,16 +249,32 @@ func (r *supervisor) stopLeftovers() {
 			return
 		}
 		select {
-		case <-r.sigs.c: // SIGCHLD or anything else: look again
+		case <-r.sigs.chld:
+		case <-r.sigs.c: // ov-init is stopping: nothing more to forward
 		case <-deadline.C:
 			r.logf(1, "sending SIGKILL to the processes still alive")
-			r.signalLeftovers(unix.SIGKILL)
-			for {
-				_, err := syscall.Wait4(-1, nil, 0, nil)
-				if err == syscall.ECHILD {
-					return
-				}
-			}
+			r.killLeftovers()
+			return
+		}
+	}
+}
+
+// killLeftovers SIGKILLs until no child is left. Outside PID 1 a killed
+// process's own children are reparented to us only as it dies, so each
+// round may find new ones.
+func (r *supervisor) killLeftovers() {
+	again := time.NewTicker(100 * time.Millisecond)
+	defer again.Stop()
+	for {
+		r.signalLeftovers(unix.SIGKILL)
+		r.reap()
+		if !hasChildren() {
+			return
+		}
+		select {
+		case <-r.sigs.chld:
+		case <-r.sigs.c:
+		case <-again.C:
 		}
 	}
 }
@@ -345,11 +364,16 @@ func (r *supervisor) start() (<-chan struct{}, error) {
 
 	var ready chan struct{}
 	var readyR, readyW *os.File
-	if r.cfg.WaitReady {
+	if r.cfg.ReadyFD > 0 {
 		var err error
 		readyR, readyW, err = os.Pipe()
 		if err != nil {
 			return nil, fmt.Errorf("creating the exec-stage pipe: %w", err)
+		}
+		// Descriptors 3 up to ReadyFD were inherited: pass them on as
+		// they are, then the pipe.
+		for fd := 3; fd < r.cfg.ReadyFD; fd++ {
+			attr.Files = append(attr.Files, uintptr(fd))
 		}
 		attr.Files = append(attr.Files, readyW.Fd())
 	}
@@ -367,6 +391,9 @@ func (r *supervisor) start() (<-chan struct{}, error) {
 	if err != nil {
 		if readyR != nil {
 			readyR.Close()
+		}
+		if err == syscall.EAGAIN || err == syscall.ENOMEM {
+			return nil, fmt.Errorf("fork: %w", err) // ov-init's failure, not the command's
 		}
 		return nil, &ExecError{Command: r.cfg.Argv[0], Err: err}
 	}
@@ -420,4 +447,16 @@ func children(ppid int) []int {
 		}
 	}
 	return pids
+}
+
+// FreeFD is the fd number for Config.ReadyFD: the lowest from 3 up that
+// ov-init did not inherit, so that inherited descriptors (systemd's socket
+// activation passes them from 3 on) reach the app untouched.
+func FreeFD() int {
+	for fd := 3; ; fd++ {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			return fd
+		}
+	}
 }

@@ -16,14 +16,21 @@ func TestMain(m *testing.M) {
 	if script := os.Getenv("REAPER_TEST_PID1"); script != "" {
 		sigs := Listen()
 		os.Exit(Run(Config{
-			Path:      "/bin/sh",
-			Argv:      []string{"sh", "-c", script},
-			Env:       os.Environ(),
-			WaitReady: os.Getenv("REAPER_TEST_WAIT_READY") != "",
-			Log:       os.Stderr,
+			Path:    "/bin/sh",
+			Argv:    []string{"sh", "-c", script},
+			Env:     os.Environ(),
+			ReadyFD: readyFD(),
+			Log:     os.Stderr,
 		}, sigs))
 	}
 	os.Exit(m.Run())
+}
+
+func readyFD() int {
+	if os.Getenv("REAPER_TEST_WAIT_READY") == "" {
+		return 0
+	}
+	return 3 // the script closes fd 3
 }
 
 // readyScript stands in for the exec stage: it is not ready to take USR1

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,12 +17,15 @@ import (
 // as early as possible: a Go PID 1 that has not subscribed to TERM, INT or HUP
 // exits 2 when one arrives, and other signals are dropped.
 type Signals struct {
-	c chan os.Signal
+	c    chan os.Signal // every signal but SIGCHLD (and SIGURG)
+	chld chan os.Signal // SIGCHLD alone: one pending notice is enough to reap
 }
 
-// signalBuffer bounds the queue between the Go runtime and the loop. The
-// runtime coalesces pending signals per number, as the kernel does, so the
-// queue holds at most one entry per signal number in flight.
+// signalBuffer is the queue between the Go runtime and the loop for the
+// signals to forward. os/signal drops a signal when the queue is full; a
+// storm can fill it, and then it drops only duplicates of what is queued.
+// SIGCHLD has a queue of its own, so no storm can make PID 1 miss the
+// app's exit.
 const signalBuffer = 128
 
 // early are the signals subscribed before Listen returns: those the Go
@@ -34,8 +38,24 @@ const signalBuffer = 128
 var early = []os.Signal{
 	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP,
 	unix.SIGABRT, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGPIPE,
-	unix.SIGTERM, unix.SIGSTKFLT, unix.SIGSYS, unix.SIGCHLD,
+	unix.SIGTERM, unix.SIGSTKFLT, unix.SIGSYS,
 	unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
+}
+
+// rest is every other catchable signal but SIGCHLD and SIGURG (the Go
+// runtime's own preemption signal, never forwarded).
+func rest() []os.Signal {
+	var sigs []os.Signal
+	for n := syscall.Signal(1); n <= sigRTMax; n++ {
+		switch n {
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG:
+			continue
+		}
+		if !slices.Contains(early, os.Signal(n)) {
+			sigs = append(sigs, n)
+		}
+	}
+	return sigs
 }
 
 // Listen subscribes to all signals. The runtime hands each subscription to
@@ -50,9 +70,10 @@ var early = []os.Signal{
 // exactly as it would be if ov-init waited; once subscribed, it is queued
 // and forwarded (held until the app runs, in secrets mode).
 func Listen() *Signals {
-	s := &Signals{c: make(chan os.Signal, signalBuffer)}
+	s := &Signals{c: make(chan os.Signal, signalBuffer), chld: make(chan os.Signal, 1)}
+	signal.Notify(s.chld, unix.SIGCHLD)
 	signal.Notify(s.c, early...)
-	go signal.Notify(s.c)
+	go signal.Notify(s.c, rest()...)
 	return s
 }
 
