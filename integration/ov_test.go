@@ -823,3 +823,16 @@ func TestProductFlowWorksWithTheDefaultVaultPaths(t *testing.T) {
 		t.Errorf("ov-init without --vault gave the app DATABASE_URL=%q, want %q", got, ovDBURL)
 	}
 }
+
+// The product page derives the key to /etc/ov/machine.kek, whose directory
+// a fresh machine does not have: ov makes it, 0700, as vault init does.
+func TestDeriveMachineKeyMakesAMissingDirectory(t *testing.T) {
+	f := newOvFixture(t)
+	f.must("", "app", "create", "myapp")
+	key := f.key(filepath.Join("etc", "ov", "machine.kek"), "--app", "myapp")
+	fi, err := os.Stat(filepath.Dir(key))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("the key's directory: %v, mode %v; want it made with 0700", err, fi.Mode())
+	}
+	f.opens(key, "myapp")
+}
