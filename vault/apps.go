@@ -279,19 +279,11 @@ func (v *Vault) AppKey(root *Root, app string) ([]byte, error) {
 // ErrNoSuchSecret when a name asked for is absent. Nothing is returned unless
 // every secret asked for opened.
 func (v *Vault) Open(app string, machineKey []byte, names []string) ([]Secret, error) {
-	sec, appKey, _, err := v.identify(app, machineKey)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(appKey)
-	keys, err := deriveAppKeys(appKey)
+	sec, keys, _, err := v.verified(app, machineKey)
 	if err != nil {
 		return nil, err
 	}
 	defer keys.wipe()
-	if err := sec.verifyMAC(app, keys.mac); err != nil {
-		return nil, err
-	}
 	if names == nil {
 		names = slices.Sorted(maps.Keys(sec.secrets))
 	} else {
@@ -320,20 +312,31 @@ func (v *Vault) Open(app string, machineKey []byte, names []string) ([]Secret, e
 // vault's root key (false). It verifies app's MAC too and returns Open's
 // errors.
 func (v *Vault) Scoped(app string, machineKey []byte) (bool, error) {
-	sec, appKey, scoped, err := v.identify(app, machineKey)
+	_, keys, scoped, err := v.verified(app, machineKey)
 	if err != nil {
 		return false, err
+	}
+	keys.wipe()
+	return scoped, nil
+}
+
+// verified identifies machineKey for app, derives app's keys and verifies
+// app's MAC. The caller wipes the keys.
+func (v *Vault) verified(app string, machineKey []byte) (*appSection, *appKeys, bool, error) {
+	sec, appKey, scoped, err := v.identify(app, machineKey)
+	if err != nil {
+		return nil, nil, false, err
 	}
 	defer clear(appKey)
 	keys, err := deriveAppKeys(appKey)
 	if err != nil {
-		return false, err
+		return nil, nil, false, err
 	}
-	defer keys.wipe()
 	if err := sec.verifyMAC(app, keys.mac); err != nil {
-		return false, err
+		keys.wipe()
+		return nil, nil, false, err
 	}
-	return scoped, nil
+	return sec, keys, scoped, nil
 }
 
 // identify decides by check values whether machineKey is app's app key or the
