@@ -223,24 +223,31 @@ func init() {
 }
 
 func leftover(code int, file string) {
+	pid := startDaemon(file, true)
+	fmt.Printf("daemon %d\n", pid)
+	os.Exit(code)
+}
+
+// startDaemon starts the daemon mode recording in file (in a session of its
+// own with setsid) and waits until it has its handlers, so that what a test
+// sees is ov-init's doing, not a race with the daemon's start.
+func startDaemon(file string, setsid bool) int {
 	self, _ := os.Executable()
 	pid, err := syscall.ForkExec(self, []string{self, "daemon", file}, &syscall.ProcAttr{
 		Files: []uintptr{0, 1, 2},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
+		Sys:   &syscall.SysProcAttr{Setsid: setsid},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(70)
 	}
-	// Wait until the daemon has its handlers, so the test is about ov-init.
 	for i := 0; i < 500; i++ {
 		if b, _ := os.ReadFile(file); strings.Contains(string(b), "ready") {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Printf("daemon %d\n", pid)
-	os.Exit(code)
+	return pid
 }
 
 func daemon(file string) {
@@ -257,18 +264,7 @@ func daemon(file string) {
 }
 
 func group(file string) {
-	self, _ := os.Executable()
-	_, err := syscall.ForkExec(self, []string{self, "daemon", file}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(70)
-	}
-	for i := 0; i < 500; i++ {
-		if b, _ := os.ReadFile(file); strings.Contains(string(b), "ready") {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	startDaemon(file, false) // same process group: -g must reach it
 	signals()
 }
 
