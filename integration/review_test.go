@@ -167,3 +167,20 @@ func TestStopSignalsDoNotStopOvInitOutsidePID1(t *testing.T) {
 		}
 	}
 }
+
+// In secrets mode the app is exec'd by the exec stage, a Go process of its
+// own: it too must leave the app default dispositions and an empty mask.
+func TestAppStartsWithDefaultSignalStateInSecretsMode(t *testing.T) {
+	s := newSecretsSetup(t)
+	argv := append([]string{"with-signals", "HUP,INT,TERM,USR1,PIPE,TTOU,32,34", "USR2,TERM,WINCH,37", ovInit},
+		withApp(s.flags("web", s.webKey), "/bin/grep", "^Sig[IB]", "/proc/self/status")...)
+	out, err := exec.Command(helper, argv...).Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, want := range []string{"SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("app's signal state in secrets mode is not clean, want %q:\n%s", want, out)
+		}
+	}
+}
