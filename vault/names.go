@@ -56,3 +56,48 @@ func validValue(name string, value []byte) error {
 	}
 	return nil
 }
+
+// reservedNames are environment variables that decide which program runs or
+// which code a program loads: the command search path, the dynamic loader's
+// and glibc's hooks, shell start-up files and word splitting, and the
+// module and option hooks of common interpreters. A secret must never set
+// one: whoever can write a vault (or holds a revoked key) would choose the
+// code that runs, as root when ov-init starts as root.
+var reservedNames = map[string]bool{
+	"PATH": true,
+	// glibc: gconv modules, locale data, the getconf helper.
+	"GCONV_PATH": true, "GETCONF_DIR": true, "LOCPATH": true, "NLSPATH": true,
+	// shells: start-up files, word splitting, options, prompt expansion.
+	"BASH_ENV": true, "ENV": true, "IFS": true, "SHELLOPTS": true, "BASHOPTS": true,
+	"PS4": true, "PROMPT_COMMAND": true, "CDPATH": true,
+	// interpreters: module search paths, start-up code, injected options.
+	"PYTHONPATH": true, "PYTHONHOME": true, "PYTHONSTARTUP": true, "PYTHONINSPECT": true,
+	"PERL5LIB": true, "PERLLIB": true, "PERL5OPT": true,
+	"RUBYLIB": true, "RUBYOPT": true,
+	"NODE_OPTIONS": true, "NODE_PATH": true,
+	"JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "JDK_JAVA_OPTIONS": true, "CLASSPATH": true,
+	"LUA_PATH": true, "LUA_CPATH": true, "PHPRC": true, "PHP_INI_SCAN_DIR": true,
+}
+
+// reservedPrefixes are families of such variables: every LD_* variable of
+// the dynamic loader (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, …).
+var reservedPrefixes = []string{"LD_"}
+
+// ReservedName reports, as an error naming the variable, whether name is an
+// environment variable that chooses which program runs or what code it
+// loads (PATH, LD_*, GCONV_PATH, BASH_ENV, ENV, IFS, PYTHONPATH and the like;
+// SPEC.md lists them). Such a name is refused as a secret when it is set and
+// again when it would be injected, so a vault from an older or hostile writer
+// cannot choose the app's code either. The error never holds a value.
+func ReservedName(name string) error {
+	reserved := reservedNames[name]
+	for _, p := range reservedPrefixes {
+		if len(name) >= len(p) && name[:len(p)] == p {
+			reserved = true
+		}
+	}
+	if !reserved {
+		return nil
+	}
+	return fmt.Errorf("%w: %s decides which program runs or what code it loads, so no secret may set it", ErrReservedName, name)
+}

@@ -146,6 +146,9 @@ var (
 	ErrNoSuchSecret = errors.New("no such secret")
 	// ErrAppExists means CreateApp was asked for an app that exists.
 	ErrAppExists = errors.New("already exists")
+	// ErrReservedName means a secret's name is an environment variable that
+	// chooses which program runs or what it loads (see ReservedName).
+	ErrReservedName = errors.New("reserved secret name")
 	// ErrUnsupportedVersion means the file's format version is not Version.
 	ErrUnsupportedVersion = errors.New("unsupported vault version")
 )
