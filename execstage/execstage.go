@@ -5,16 +5,18 @@
 //
 // Invariant: key bytes and secret plaintext exist only in this process, and
 // execve discards its whole address space. PID 1 never holds either. Any
-// key, vault or secret error ends the stage with ExitConfig before the app
-// is started.
+// key, vault or secret error ends the stage before the app is started, with
+// one line on stderr and its status sent back to PID 1 (see handoff.go).
 package execstage
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -22,6 +24,7 @@ import (
 
 	"github.com/ov-init/ov-init/account"
 	"github.com/ov-init/ov-init/keyload"
+	"github.com/ov-init/ov-init/privs"
 	"github.com/ov-init/ov-init/reaper"
 	"github.com/ov-init/ov-init/vault"
 )
@@ -29,51 +32,73 @@ import (
 // Arg is the argv[1] by which ov-init recognises its own exec stage.
 const Arg = "__ov_exec_stage"
 
-// Config is what PID 1 passes to the exec stage (in argv, as JSON): only
-// names and paths, never a secret.
+// Config is what PID 1 passes to the exec stage through the hand-off
+// socket: only names and paths, never a secret. The app's argv travels as
+// the stage's own argv.
 type Config struct {
-	// ReadyFD is the write end of PID 1's pipe: it closes on execve, which
-	// tells PID 1 that the app runs and signals may be forwarded to it.
-	ReadyFD int `json:"ready_fd"`
-
-	App         string   `json:"app"`
-	MachineKey  string   `json:"machine_key"`
-	Vault       string   `json:"vault"`
-	Secrets     []string `json:"secrets"`
-	PreserveEnv bool     `json:"preserve_env,omitempty"`
-	User        string   `json:"user,omitempty"`
-	Verbose     int      `json:"verbose,omitempty"`
-	Argv        []string `json:"argv"`
-}
-
-// Requested reports whether args start the exec stage.
-func Requested(args []string) bool {
-	return len(args) == 3 && args[1] == Arg
+	App         string
+	MachineKey  string
+	Vault       string
+	Secrets     []string // nil: every secret of the app
+	PreserveEnv bool
+	User        string
+	Verbose     int
+	// NoNewPrivs: with User, the app starts with no_new_privs set and, if
+	// it does not run as root, an empty capability bounding set.
+	NoNewPrivs bool
 }
 
 // Main runs the exec stage. It returns only on failure, with the status
-// ov-init must exit with, after one line on stderr.
+// ov-init must exit with, after one line on stderr and after sending that
+// status to PID 1, which exits with it as it is: a failure here is never
+// taken for the app's own exit (--remap-exit does not apply to it).
 func Main(args []string) int {
-	var cfg Config
-	if err := json.Unmarshal([]byte(args[2]), &cfg); err != nil || len(cfg.Argv) == 0 || cfg.ReadyFD < 3 {
-		fmt.Fprintln(os.Stderr, "ov-init: exec stage started without a valid configuration")
-		return reaper.ExitInternal
+	fd, err := strconv.Atoi(args[2])
+	if err != nil || fd < 3 || strconv.Itoa(fd) != args[2] {
+		return invalid()
 	}
-	// The pipe came in through dup2 and lost close-on-exec; the app must
-	// not inherit it, and PID 1 must see it close.
-	unix.CloseOnExec(cfg.ReadyFD)
-	err := run(cfg)
-	fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+	// The socket came in through dup2 and lost close-on-exec; the app must
+	// not inherit it, and PID 1 must see it close when the app runs.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+		return invalid()
+	}
+	sock := os.NewFile(uintptr(fd), "exec-stage")
+	data, err := io.ReadAll(io.LimitReader(sock, maxConfig+1))
+	var cfg Config
+	if err != nil || len(data) > maxConfig || cfg.UnmarshalBinary(data) != nil {
+		return fail(sock, reaper.ExitInternal, errors.New("exec stage started without a valid configuration"))
+	}
+	err = run(cfg, args[3:])
+	status := reaper.ExitConfig
 	var ee *reaper.ExecError
 	if errors.As(err, &ee) {
-		return ee.Status()
+		status = ee.Status()
 	}
-	return reaper.ExitConfig
+	return fail(sock, status, err)
+}
+
+// invalid is the end of a stage started by hand or by something else.
+func invalid() int {
+	fmt.Fprintln(os.Stderr, "ov-init: exec stage started without a valid configuration")
+	return reaper.ExitInternal
+}
+
+// fail reports err on stderr and status to PID 1, and returns status.
+func fail(sock *os.File, status int, err error) int {
+	fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+	_, _ = sock.Write([]byte{byte(status)})
+	return status
 }
 
 // run returns only on failure.
-func run(cfg Config) error {
-	env, err := secretEnv(cfg)
+func run(cfg Config, argv []string) error {
+	// no_new_privs and the bounding set belong to one thread, and execve
+	// takes the calling thread's: stay on one to the end.
+	runtime.LockOSThread()
+	// The app is looked up with the PATH ov-init inherited, never one a
+	// secret could bring.
+	inherited := os.Environ()
+	env, err := secretEnv(cfg, inherited)
 	if err != nil {
 		return err
 	}
@@ -82,6 +107,14 @@ func run(cfg Config) error {
 		if err != nil {
 			return err
 		}
+		if cfg.NoNewPrivs && acct.Credential.Uid != 0 {
+			// While still root: it takes CAP_SETPCAP.
+			if err := privs.DropBoundingSet(); errors.Is(err, privs.ErrBoundingSetKept) {
+				logf(cfg, 1, "%v", err)
+			} else if err != nil {
+				return err
+			}
+		}
 		if err := drop(acct); err != nil {
 			return err
 		}
@@ -89,23 +122,29 @@ func run(cfg Config) error {
 			env = setenv(env, "HOME", acct.Home, false)
 		}
 	}
-	path, err := reaper.LookPath(cfg.Argv[0], env)
+	if cfg.NoNewPrivs {
+		if err := privs.SetNoNewPrivs(); err != nil {
+			return err
+		}
+	}
+	path, err := reaper.LookPath(argv[0], inherited)
 	if err != nil {
 		return err
 	}
 	logf(cfg, 1, "executing %q", path)
-	err = syscall.Exec(path, cfg.Argv, env)
+	err = syscall.Exec(path, argv, env)
 	if err == syscall.ENOEXEC {
-		if argv, ok := reaper.ShellFallback(path, cfg.Argv); ok {
-			err = syscall.Exec(argv[0], argv, env)
+		if shArgv, ok := reaper.ShellFallback(path, argv); ok {
+			err = syscall.Exec(shArgv[0], shArgv, env)
 		}
 	}
-	return &reaper.ExecError{Command: cfg.Argv[0], Err: err}
+	return &reaper.ExecError{Command: argv[0], Err: err}
 }
 
 // secretEnv reads the key, opens the secrets and returns the app's
-// environment. The key is wiped before it returns.
-func secretEnv(cfg Config) ([]string, error) {
+// environment: inherited plus the secrets. The key is wiped before it
+// returns.
+func secretEnv(cfg Config, inherited []string) ([]string, error) {
 	key, err := keyload.Load(cfg.MachineKey)
 	if err != nil {
 		return nil, err
@@ -122,7 +161,15 @@ func secretEnv(cfg Config) ([]string, error) {
 	defer vault.WipeAll(secrets)
 	key.Wipe()
 
-	env := os.Environ()
+	// Checked again here, not only by ov secret set: the vault may come
+	// from an older or a hostile writer.
+	for i := range secrets {
+		if err := vault.ReservedName(secrets[i].Name); err != nil {
+			return nil, fmt.Errorf("app %q in vault %q: secret %s: %v; fix: remove it with `ov secret rm %s --app %s` and seal the value under another name",
+				cfg.App, cfg.Vault, secrets[i].Name, err, secrets[i].Name, cfg.App)
+		}
+	}
+	env := append([]string(nil), inherited...)
 	names := make([]string, 0, len(secrets))
 	for i := range secrets {
 		env = setenv(env, secrets[i].Name, string(secrets[i].Value), cfg.PreserveEnv)

@@ -78,6 +78,7 @@ func Main(args []string) int {
 		kong.ExplicitGroups([]kong.Group{{Key: "secrets", Title: "Secrets mode (with --app)"}}),
 		kong.Exit(func(code int) { exit = code }),
 		kong.Writers(os.Stdout, os.Stderr),
+		ovinit.BytesOption,
 	)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ov: %v\n", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -66,6 +67,7 @@ func parse(args, env []string) (Options, int, bool) {
 		kong.Exit(func(code int) { exit = code }),
 		kong.Writers(os.Stdout, os.Stderr),
 		kong.Help(help),
+		BytesOption,
 	)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
@@ -198,3 +200,20 @@ func verbatim(args, command []string) []string {
 	}
 	return tail
 }
+
+// BytesOption makes kong take every string flag, variable and argument
+// byte for byte. kong's own string mapper goes through encoding/json, which
+// turns bytes that are not UTF-8 into U+FFFD: a --machine-key or --vault
+// path holding one would name another file. ov's parser uses it too.
+var BytesOption = kong.KindMapper(reflect.String, kong.MapperFunc(func(ctx *kong.DecodeContext, target reflect.Value) error {
+	t, err := ctx.Scan.PopValue("string")
+	if err != nil {
+		return err
+	}
+	s, ok := t.Value.(string)
+	if !ok {
+		return fmt.Errorf("expected a string, not %v", t)
+	}
+	target.SetString(s)
+	return nil
+}))

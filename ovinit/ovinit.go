@@ -5,7 +5,7 @@
 package ovinit
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/ov-init/ov-init/account"
 	"github.com/ov-init/ov-init/execstage"
+	"github.com/ov-init/ov-init/privs"
 	"github.com/ov-init/ov-init/reaper"
 	"github.com/ov-init/ov-init/vault"
 )
@@ -32,7 +33,9 @@ type Flags struct {
 	MachineKey  string   `env:"OV_MACHINE_KEY" default:"/run/secrets/machine.kek" placeholder:"PATH" group:"secrets" help:"The 32-byte machine key file, mode 0600, owned by ov-init's uid (default: ${default})."`
 	Secrets     []string `env:"OV_SECRETS" placeholder:"A,B" group:"secrets" help:"Inject only these secrets (a missing one is an error)."`
 	PreserveEnv bool     `env:"OV_PRESERVE_ENV" group:"secrets" help:"An inherited variable wins over a secret of the same name."`
-	User        string   `short:"u" env:"OV_USER" placeholder:"USER[:GROUP]" help:"Run the app as this user (after the key is read); names from the image's /etc/passwd and /etc/group."`
+	User        string   `short:"u" env:"OV_USER" placeholder:"USER[:GROUP]" help:"Run the app as this user (after the key is read); names from the image's /etc/passwd and /etc/group. The app starts with no_new_privs and, unless USER is root, no capabilities in its bounding set."`
+	// AllowNewPrivs keeps the app's way back to privilege open.
+	AllowNewPrivs bool `env:"OV_ALLOW_NEW_PRIVS" help:"With --user: let setuid binaries and file capabilities raise the app's privileges again (no no_new_privs, bounding set kept). Off by default."`
 }
 
 // Options is one run of ov-init.
@@ -76,6 +79,9 @@ func Run(o Options, sigs *reaper.Signals) int {
 			}
 			cfg.Credential = &acct.Credential
 			cfg.Env = withHome(cfg.Env, acct.Home)
+			if !o.AllowNewPrivs {
+				cfg.Restrict = restrict(acct.Credential.Uid, o.Verbose)
+			}
 		}
 		return reaper.Run(cfg, sigs)
 	}
@@ -83,7 +89,6 @@ func Run(o Options, sigs *reaper.Signals) int {
 		o.Vault = DefaultVault()
 	}
 	stage := execstage.Config{
-		ReadyFD:     reaper.FreeFD(),
 		App:         o.App,
 		MachineKey:  o.MachineKey,
 		Vault:       o.Vault,
@@ -91,17 +96,35 @@ func Run(o Options, sigs *reaper.Signals) int {
 		PreserveEnv: o.PreserveEnv,
 		User:        o.User,
 		Verbose:     o.Verbose,
-		Argv:        o.Command,
+		NoNewPrivs:  o.User != "" && !o.AllowNewPrivs,
 	}
-	b, err := json.Marshal(stage)
+	b, err := stage.MarshalBinary()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
 		return reaper.ExitInternal
 	}
+	cfg.ReadyFD = reaper.FreeFD()
 	cfg.Path = o.Self
-	cfg.Argv = []string{"ov-init", execstage.Arg, string(b)}
-	cfg.ReadyFD = stage.ReadyFD
+	cfg.Argv = execstage.Argv(cfg.ReadyFD, o.Command)
+	cfg.Stage = b
 	return reaper.Run(cfg, sigs)
+}
+
+// restrict is plain mode's Config.Restrict with --user: no_new_privs, and
+// an empty bounding set unless the app runs as root.
+func restrict(uid uint32, verbose int) func() error {
+	return func() error {
+		if uid != 0 {
+			if err := privs.DropBoundingSet(); errors.Is(err, privs.ErrBoundingSetKept) {
+				if verbose >= 1 {
+					fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+				}
+			} else if err != nil {
+				return err
+			}
+		}
+		return privs.SetNoNewPrivs()
+	}
 }
 
 // config checks the flags that need more than kong's types.

@@ -23,11 +23,23 @@ type Config struct {
 	Credential *syscall.Credential
 
 	// ReadyFD, when not 0, marks a child that is ov-init's own exec stage:
-	// it gets the write end of a close-on-exec pipe as this fd (see
-	// FreeFD), and becomes the app when that pipe closes. Signals are held
-	// until then, so none reaches the exec stage (which would die of it)
-	// and none is lost.
+	// it gets one end of a stream socket pair as this fd (see FreeFD).
+	// PID 1 writes Stage into it and shuts its side for writing; the stage
+	// reads to end of file, marks the fd close-on-exec and execs the app.
+	// End of file with no byte back means the app runs; one byte back is
+	// the stage's own failure status, which Run returns as it is (never
+	// remapped: a configuration failure must not pass for the app's exit).
+	// Signals are held until the app runs, so none reaches the exec stage
+	// (which would die of it) and none is lost.
 	ReadyFD int
+	Stage   []byte
+
+	// Restrict, when set, runs on the thread that forks the app, just
+	// before the fork, to change per-thread state the app inherits and
+	// nothing can undo (no_new_privs, the capability bounding set). That
+	// thread is never used again. An error stops the start: ov-init's
+	// failure, status 125.
+	Restrict func() error
 
 	KillGroup bool                              // signal the app's whole process group
 	Rewrite   map[syscall.Signal]syscall.Signal // FROM → TO; TO 0 drops FROM
@@ -51,7 +63,7 @@ const leftoverGrace = 5 * time.Second
 // remaining processes get SIGTERM, then SIGKILL after Grace (5s when unset),
 // and are reaped before Run returns.
 func Run(cfg Config, sigs *Signals) int {
-	r := &supervisor{cfg: cfg, sigs: sigs}
+	r := &supervisor{cfg: cfg, sigs: sigs, stageFail: -1}
 	if os.Getpid() != 1 {
 		// Orphans of the app would otherwise go to the real init and
 		// escape reaping.
@@ -78,6 +90,7 @@ type supervisor struct {
 	pid  int // the app (or its exec stage: same pid)
 
 	held       []syscall.Signal // signals that came before the app ran
+	stageFail  int              // the exec stage's failure status, or -1
 	logBroken  bool             // stderr's reader has gone: log no more
 	ownSIGPIPE bool             // a SIGPIPE of our own writing is on its way
 	running    bool             // the app runs: forward rather than hold
@@ -87,12 +100,17 @@ type supervisor struct {
 
 // loop is PID 1's whole life while the app runs: block on a signal, a timer
 // or the app's readiness; reap on SIGCHLD; forward everything else.
-func (r *supervisor) loop(ready <-chan struct{}) int {
+func (r *supervisor) loop(ready <-chan int) int {
 	var termDelay, grace <-chan time.Time
 	for {
 		select {
 		case <-r.sigs.chld:
 			if ws, exited := r.reap(); exited {
+				if ready != nil {
+					// The exec stage is gone, so its socket has
+					// closed: its verdict is on its way.
+					r.stageResult(<-ready)
+				}
 				return r.finish(ws)
 			}
 		case s := <-r.sigs.c:
@@ -112,9 +130,11 @@ func (r *supervisor) loop(ready <-chan struct{}) int {
 			if t := r.receive(sig); t != nil {
 				grace = t
 			}
-		case <-ready:
+		case status := <-ready:
 			ready = nil
-			r.running = true
+			if !r.stageResult(status) {
+				continue
+			}
 			for _, sig := range r.held {
 				if t := r.receive(sig); t != nil {
 					grace = t
@@ -132,6 +152,21 @@ func (r *supervisor) loop(ready <-chan struct{}) int {
 			_ = unix.Kill(-r.pid, unix.SIGKILL)
 		}
 	}
+}
+
+// stageResult takes the exec stage's verdict: -1 when it execed the app,
+// else its failure status. It reports whether the app runs.
+func (r *supervisor) stageResult(status int) bool {
+	if status < 0 {
+		r.running = true
+		return true
+	}
+	r.stageFail = status
+	if len(r.held) > 0 {
+		r.logf(2, "the app never ran: dropping %d held signals", len(r.held))
+		r.held = nil
+	}
+	return false
 }
 
 // receive forwards or holds a signal meant for the app, and returns the
@@ -221,6 +256,11 @@ func (r *supervisor) finish(ws syscall.WaitStatus) int {
 		r.graceTimer.Stop()
 	}
 	r.stopLeftovers()
+	if r.stageFail >= 0 {
+		// The stage said why on stderr; its status is ov-init's own,
+		// not the app's, so --remap-exit does not apply.
+		return r.stageFail
+	}
 	code := exitStatus(ws)
 	if r.cfg.RemapExit[code] {
 		r.logf(1, "remapping exit status %d to 0 (--remap-exit)", code)
@@ -335,20 +375,10 @@ func (r *supervisor) errorf(format string, args ...any) {
 }
 
 // start forks the app with a clean signal state in its own process group,
-// in the terminal's foreground when stdin is our controlling terminal.
-func (r *supervisor) start() (<-chan struct{}, error) {
-	// The child inherits the signal mask of the thread that forks it, and
-	// ov-init's threads keep whatever mask ov-init was started with. Fork
-	// from a thread whose mask is empty.
-	resetIgnored()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old unix.Sigset_t
-	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &unix.Sigset_t{}, &old); err != nil {
-		return nil, fmt.Errorf("clearing the signal mask: %w", err)
-	}
-	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
-
+// in the terminal's foreground when stdin is our controlling terminal. For
+// an exec stage it returns the channel of the stage's verdict (see
+// Config.ReadyFD); for a plain app, nil.
+func (r *supervisor) start() (<-chan int, error) {
 	attr := &syscall.ProcAttr{
 		Env:   r.cfg.Env,
 		Files: []uintptr{inherited(0), inherited(1), inherited(2)},
@@ -362,57 +392,123 @@ func (r *supervisor) start() (<-chan struct{}, error) {
 		attr.Sys.Ctty = 0
 	}
 
-	var ready chan struct{}
-	var readyR, readyW *os.File
+	var stage *os.File // PID 1's end of the hand-off socket
 	if r.cfg.ReadyFD > 0 {
-		var err error
-		readyR, readyW, err = os.Pipe()
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return nil, fmt.Errorf("creating the exec-stage pipe: %w", err)
+			return nil, fmt.Errorf("creating the exec-stage socket: %w", err)
 		}
+		stage = os.NewFile(uintptr(fds[0]), "exec-stage")
+		defer unix.Close(fds[1])
 		// Descriptors 3 up to ReadyFD were inherited: pass them on as
-		// they are, then the pipe.
+		// they are, then the socket.
 		for fd := 3; fd < r.cfg.ReadyFD; fd++ {
 			attr.Files = append(attr.Files, uintptr(fd))
 		}
-		attr.Files = append(attr.Files, readyW.Fd())
+		attr.Files = append(attr.Files, uintptr(fds[1]))
 	}
 
-	pid, err := syscall.ForkExec(r.cfg.Path, r.cfg.Argv, attr)
-	if err == syscall.ENOEXEC {
-		if argv, ok := ShellFallback(r.cfg.Path, r.cfg.Argv); ok {
-			r.logf(1, "%q has no #! line: running it with %s", r.cfg.Path, shell)
-			pid, err = syscall.ForkExec(argv[0], argv, attr)
-		}
-	}
-	if readyW != nil {
-		readyW.Close()
-	}
+	pid, err := r.fork(attr)
 	if err != nil {
-		if readyR != nil {
-			readyR.Close()
+		if stage != nil {
+			stage.Close()
 		}
 		if err == syscall.EAGAIN || err == syscall.ENOMEM {
 			return nil, fmt.Errorf("fork: %w", err) // ov-init's failure, not the command's
+		}
+		var pe privError
+		if errors.As(err, &pe) {
+			return nil, err
 		}
 		return nil, &ExecError{Command: r.cfg.Argv[0], Err: err}
 	}
 	r.pid = pid
 	r.logf(1, "started %q as pid %d", r.cfg.Argv[0], pid)
 
-	if readyR == nil {
+	if stage == nil {
 		r.running = true
 		return nil, nil
 	}
-	ready = make(chan struct{})
-	go func() {
-		// EOF comes when the exec stage execs the app (or dies).
-		io.Copy(io.Discard, readyR)
-		readyR.Close()
-		close(ready)
-	}()
+	ready := make(chan int, 1)
+	go handOff(stage, r.cfg.Stage, ready)
 	return ready, nil
 }
+
+// handOff sends the exec stage its configuration, then waits for its
+// verdict: end of file alone when it execs the app (the socket is
+// close-on-exec there), one status byte first when it fails. A stage that
+// dies without a word also reads as end of file; its exit is then the app's.
+func handOff(stage *os.File, config []byte, ready chan<- int) {
+	defer stage.Close()
+	// EPIPE: the stage died before reading; its exit tells the rest.
+	_, _ = stage.Write(config)
+	_ = unix.Shutdown(int(stage.Fd()), unix.SHUT_WR)
+	var b [1]byte
+	for {
+		n, err := stage.Read(b[:])
+		if n == 1 {
+			ready <- int(b[0])
+			return
+		}
+		if err != nil {
+			ready <- -1
+			return
+		}
+	}
+}
+
+// fork starts the child from a thread whose signal mask is empty (the
+// child inherits the forking thread's mask, and ov-init's threads keep the
+// one ov-init was started with) and on which Config.Restrict has run. A
+// restricted thread is never handed back to the Go scheduler: its
+// goroutine ends locked, so the thread exits with it.
+func (r *supervisor) fork(attr *syscall.ProcAttr) (int, error) {
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result, 1)
+	forkOn := func() {
+		runtime.LockOSThread()
+		if r.cfg.Restrict != nil {
+			if err := r.cfg.Restrict(); err != nil {
+				done <- result{-1, privError{err}}
+				return // the thread stays locked and exits
+			}
+		} else {
+			defer runtime.UnlockOSThread()
+		}
+		resetIgnored()
+		var old unix.Sigset_t
+		if err := unix.PthreadSigmask(unix.SIG_SETMASK, &unix.Sigset_t{}, &old); err != nil {
+			done <- result{-1, fmt.Errorf("clearing the signal mask: %w", err)}
+			return
+		}
+		defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+		pid, err := syscall.ForkExec(r.cfg.Path, r.cfg.Argv, attr)
+		if err == syscall.ENOEXEC {
+			if argv, ok := ShellFallback(r.cfg.Path, r.cfg.Argv); ok {
+				r.logf(1, "%q has no #! line: running it with %s", r.cfg.Path, shell)
+				pid, err = syscall.ForkExec(argv[0], argv, attr)
+			}
+		}
+		done <- result{pid, err}
+	}
+	if r.cfg.Restrict != nil {
+		go forkOn()
+	} else {
+		forkOn() // the common case costs no thread
+	}
+	res := <-done
+	return res.pid, res.err
+}
+
+// privError is a failure to restrict the app's privileges: ov-init's own,
+// not the command's.
+type privError struct{ err error }
+
+func (e privError) Error() string { return e.err.Error() }
+func (e privError) Unwrap() error { return e.err }
 
 // inherited passes fd on to the child, or closes it there when ov-init
 // itself was started without it.

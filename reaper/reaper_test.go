@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,13 +16,18 @@ import (
 func TestMain(m *testing.M) {
 	if script := os.Getenv("REAPER_TEST_PID1"); script != "" {
 		sigs := Listen()
-		os.Exit(Run(Config{
+		cfg := Config{
 			Path:    "/bin/sh",
 			Argv:    []string{"sh", "-c", script},
 			Env:     os.Environ(),
 			ReadyFD: readyFD(),
+			Stage:   []byte(os.Getenv("REAPER_TEST_STAGE")),
 			Log:     os.Stderr,
-		}, sigs))
+		}
+		if code, err := strconv.Atoi(os.Getenv("REAPER_TEST_REMAP")); err == nil {
+			cfg.RemapExit = map[int]bool{code: true}
+		}
+		os.Exit(Run(cfg, sigs))
 	}
 	os.Exit(m.Run())
 }
@@ -160,5 +166,40 @@ func TestLookPath(t *testing.T) {
 	}
 	if got, err := LookPath("sh", nil); err != nil || !strings.HasSuffix(got, "/sh") {
 		t.Errorf("without PATH, LookPath(sh) = %q, %v; want the default search path", got, err)
+	}
+}
+
+// runStage runs script as the exec stage of a PID 1 with --remap-exit
+// remap, and returns PID 1's status and the child's stdout.
+func runStage(t *testing.T, script string, remap int, stage string) (int, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for CLONE_NEWPID")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REAPER_TEST_PID1="+script, "REAPER_TEST_WAIT_READY=1",
+		"REAPER_TEST_REMAP="+strconv.Itoa(remap), "REAPER_TEST_STAGE="+stage)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	out, _ := cmd.Output()
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// The stage reads its configuration from the socket, then fails: one
+// status byte back (078 octal is not 78; \116 is). PID 1 exits with that
+// status, which --remap-exit must not touch.
+func TestStageFailureIsNeverRemapped(t *testing.T) {
+	script := `cat <&3; printf '\116' >&3; exit 78`
+	code, out := runStage(t, script, 78, "the config")
+	if code != 78 || out != "the config" {
+		t.Errorf("exit %d, stage read %q; want 78 and the config", code, out)
+	}
+}
+
+// Control: a stage that execs (closes the socket without a byte) is the
+// app, and the app's 78 is remapped.
+func TestAppStatusIsRemappedAfterTheStage(t *testing.T) {
+	code, _ := runStage(t, `exec 3>&-; exit 78`, 78, "")
+	if code != 0 {
+		t.Errorf("exit %d, want 0: the app's 78 remapped", code)
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -47,6 +48,10 @@ func main() {
 		status()
 	case "args":
 		json.NewEncoder(os.Stdout).Encode(os.Args[2:])
+	case "argv-hex": // argv-hex ARG...: each argument in hex, one per line (bytes, not text)
+		for _, a := range os.Args[2:] {
+			fmt.Println(hex.EncodeToString([]byte(a)))
+		}
 	case "env":
 		json.NewEncoder(os.Stdout).Encode(os.Environ())
 	case "cat":
@@ -127,7 +132,7 @@ func signals() {
 func status() {
 	b, _ := os.ReadFile("/proc/self/status")
 	for _, line := range strings.Split(string(b), "\n") {
-		for _, k := range []string{"SigBlk:", "SigIgn:", "Uid:", "Gid:", "Groups:"} {
+		for _, k := range []string{"SigBlk:", "SigIgn:", "Uid:", "Gid:", "Groups:", "NoNewPrivs:", "CapBnd:", "CapEff:"} {
 			if strings.HasPrefix(line, k) {
 				fmt.Println(strings.Join(strings.Fields(line), " "))
 			}

@@ -1,0 +1,68 @@
+package execstage
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestConfigRoundTripsBytes(t *testing.T) {
+	for _, c := range []Config{
+		{App: "web", MachineKey: "/run/secrets/machine.kek", Vault: "/etc/ov/vault.json"},
+		{App: "a.b-c_d", MachineKey: "/tmp/k\xff/m.kek", Vault: "/v\x80\xfe\n.json", Secrets: []string{"A", "B_2"},
+			PreserveEnv: true, User: "app:\xffgroup", Verbose: 3, NoNewPrivs: true},
+		{App: "web", Secrets: []string{}}, // given, but none: inject nothing
+	} {
+		b, err := c.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Config
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Errorf("round trip:\n got %#v\nwant %#v", got, c)
+		}
+	}
+}
+
+func TestConfigRefusesWhatNoPID1Wrote(t *testing.T) {
+	good, err := Config{App: "web", Secrets: []string{"A"}}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{
+		"empty":         "",
+		"truncated":     string(good[:len(good)-1]),
+		"trailing key":  string(good) + "app",
+		"unknown key":   string(good) + "shell\x00/bin/sh\x00",
+		"key twice":     string(good) + "vault\x00/x\x00",
+		"bad flag":      strings.Replace(string(good), "preserve-env\x000", "preserve-env\x00yes", 1),
+		"bad verbosity": strings.Replace(string(good), "verbose\x000", "verbose\x00-x", 1),
+	} {
+		var c Config
+		if err := c.UnmarshalBinary([]byte(data)); err == nil {
+			t.Errorf("%s: accepted %q", name, data)
+		}
+	}
+	if _, err := (Config{Vault: "/a\x00b"}).MarshalBinary(); err == nil {
+		t.Error("a NUL byte in a setting was encoded")
+	}
+}
+
+func TestRequested(t *testing.T) {
+	for args, want := range map[string]bool{
+		"ov-init __ov_exec_stage 3 app": true,
+		"ov-init __ov_exec_stage 3":     false, // no app
+		"ov-init -- __ov_exec_stage 3":  false,
+		"ov-init app __ov_exec_stage 3": false,
+	} {
+		if got := Requested(strings.Fields(args)); got != want {
+			t.Errorf("Requested(%q) = %v, want %v", args, got, want)
+		}
+	}
+	if got := Argv(4, []string{"a", "b"}); !reflect.DeepEqual(got, []string{"ov-init", Arg, "4", "a", "b"}) {
+		t.Errorf("Argv = %q", got)
+	}
+}
