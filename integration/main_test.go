@@ -154,25 +154,6 @@ func (p *proc) expect(prefix string, timeout time.Duration) string {
 	}
 }
 
-// noLine fails if a line starting with prefix comes within d.
-func (p *proc) noLine(prefix string, d time.Duration) {
-	p.t.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case line, ok := <-p.lines:
-			if !ok {
-				return
-			}
-			if strings.HasPrefix(line, prefix) {
-				p.t.Fatalf("unexpected line %q", line)
-			}
-		case <-deadline:
-			return
-		}
-	}
-}
-
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
