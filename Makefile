@@ -24,6 +24,7 @@ bin/ov:
 # end-to-end tests that run the binaries as PID 1 (root needed).
 test: build lint
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
+	./scripts/docker-up
 	$(GO) test -count=1 -p 1 -timeout 30m ./integration/...
 	@$(MAKE) --no-print-directory fuzz
 
