@@ -5,7 +5,8 @@ package keyload
 import (
 	"fmt"
 	"strconv"
-	"strings"
+
+	"github.com/ov-init/ov-init/internal/shellquote"
 )
 
 // Kind says which check a machine key failed. A Kind is also an error, so
@@ -14,14 +15,14 @@ type Kind uint8
 
 // The kinds of refusal, in the order Load checks them.
 const (
-	KindOpen       Kind = iota + 1 // open(2) failed for another reason: EACCES, ENOTDIR, …
+	KindOpen       Kind = iota + 1 // open(2) failed for another reason: EACCES (a directory in the way), ENOTDIR, …
 	KindNotExist                   // nothing at the path
-	KindSymlink                    // the path is a symbolic link (ELOOP under O_NOFOLLOW)
+	KindSymlink                    // the path is a symbolic link (O_NOFOLLOW: never followed; the text says ELOOP)
 	KindNotRegular                 // a directory, FIFO, device or socket
 	KindMode                       // permission bits are not exactly 0600
 	KindOwner                      // not owned by the effective uid
 	KindSize                       // not exactly Size bytes, or changed while being read
-	KindRead                       // fstat(2) or read(2) failed
+	KindRead                       // fstat(2) or read(2) failed, or the file was replaced while being opened
 	KindMemory                     // locked memory could not be set up: prctl, mmap, mlock, madvise
 )
 
@@ -61,8 +62,10 @@ type Error struct {
 	mode   uint32 // permission bits (mode & 07777), for KindMode
 	uid    int    // owner of the file, for KindOwner
 	euid   int    // effective uid, for KindOwner and KindOpen
+	search bool   // a directory on the way is not searchable, for KindOpen
+	dir    string // that directory, when known, for KindOpen with search
 	size   int64  // bytes the file has, for KindSize
-	change string // "", "grew" or "shrank", for KindSize
+	change string // "", "grew" or "shrank" for KindSize; "replaced" for KindRead
 	limit  string // RLIMIT_MEMLOCK soft limit, for KindMemory
 }
 
@@ -78,11 +81,11 @@ func (e *Error) Is(target error) bool {
 
 // derive is the command that writes a fresh machine key to path.
 func derive(path string) string {
-	return "`ov auth derive-machine-key --out " + shellArg(path) + " --app APP --force`"
+	return "`ov auth derive-machine-key --out " + shellquote.Quote(path) + " --app APP --force`"
 }
 
 func (e *Error) Error() string {
-	q, p := strconv.Quote(e.Path), shellArg(e.Path)
+	q, p := strconv.Quote(e.Path), shellquote.Quote(e.Path)
 	switch e.Kind {
 	case KindNotExist:
 		return fmt.Sprintf("opening machine key: %s (%s); fix: mount the key at %s or point --machine-key / OV_MACHINE_KEY at it",
@@ -91,6 +94,14 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("opening machine key: %s (%s); fix: mount the key file itself, not a symlink (Kubernetes: mount it with subPath and defaultMode 0600)",
 			errText(e.Err, "too many levels of symbolic links"), q)
 	case KindOpen:
+		if e.search && e.dir != "" {
+			return fmt.Sprintf("opening machine key: permission denied (%s): directory %s is not searchable by uid %d; fix: chmod a+x %s, or run ov-init as root with --user so the app runs unprivileged",
+				q, strconv.Quote(e.dir), e.euid, shellquote.Quote(e.dir))
+		}
+		if e.search {
+			return fmt.Sprintf("opening machine key: permission denied (%s): a directory on the way to it is not searchable by uid %d; fix: find it with namei -l %s and chmod a+x it, or run ov-init as root with --user so the app runs unprivileged",
+				q, e.euid, p)
+		}
 		if errText(e.Err, "") == "permission denied" {
 			return fmt.Sprintf("opening machine key: permission denied (%s); fix: chown %d %s and chmod 600 %s (its directories must be searchable by uid %d), or run ov-init as root with --user so the app runs unprivileged",
 				q, e.euid, p, p, e.euid)
@@ -123,6 +134,10 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("machine key must be exactly %d bytes (%s has %s); fix: derive it again with %s",
 			Size, q, plural(e.size, "byte"), derive(e.Path))
 	case KindRead:
+		if e.change == "replaced" {
+			return fmt.Sprintf("machine key could not be read: %s was replaced while being opened; fix: stop whatever replaces %s, then start ov-init again",
+				q, p)
+		}
 		return fmt.Sprintf("machine key could not be read: %s: %s (%s); fix: check %s and the filesystem it is on",
 			e.op, errText(e.Err, "failed"), q, p)
 	case KindMemory:
@@ -159,20 +174,4 @@ func plural(n int64, unit string) string {
 		return "1 " + unit
 	}
 	return strconv.FormatInt(n, 10) + " " + unit + "s"
-}
-
-// shellArg returns path as one word a user can paste into a shell: as is when
-// it needs no quoting, single-quoted otherwise, and Go-quoted when it holds a
-// control character, so the error stays on one line.
-func shellArg(path string) string {
-	const plain = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@%="
-	if path != "" && strings.IndexFunc(path, func(r rune) bool { return !strings.ContainsRune(plain, r) }) < 0 {
-		return path
-	}
-	for _, r := range path {
-		if r < 0x20 || r == 0x7f || !strconv.IsPrint(r) {
-			return strconv.Quote(path)
-		}
-	}
-	return "'" + strings.ReplaceAll(path, "'", `'\''`) + "'"
 }

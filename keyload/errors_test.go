@@ -63,6 +63,22 @@ func TestErrorTextsMatchTheProductPage(t *testing.T) {
 			`opening machine key: permission denied ("/k"); fix: chown 1001 /k and chmod 600 /k (its directories must be searchable by uid 1001), or run ov-init as root with --user so the app runs unprivileged`,
 		},
 		{
+			&Error{Kind: KindOpen, Path: "/run/secrets/machine.kek", Err: unix.EACCES, euid: 1001, search: true, dir: "/run/secrets"},
+			`opening machine key: permission denied ("/run/secrets/machine.kek"): directory "/run/secrets" is not searchable by uid 1001; fix: chmod a+x /run/secrets, or run ov-init as root with --user so the app runs unprivileged`,
+		},
+		{
+			&Error{Kind: KindOpen, Path: "/my keys/k", Err: unix.EACCES, euid: 1001, search: true, dir: "/my keys"},
+			`opening machine key: permission denied ("/my keys/k"): directory "/my keys" is not searchable by uid 1001; fix: chmod a+x '/my keys', or run ov-init as root with --user so the app runs unprivileged`,
+		},
+		{
+			&Error{Kind: KindOpen, Path: "/k", Err: unix.EACCES, euid: 1001, search: true},
+			`opening machine key: permission denied ("/k"): a directory on the way to it is not searchable by uid 1001; fix: find it with namei -l /k and chmod a+x it, or run ov-init as root with --user so the app runs unprivileged`,
+		},
+		{
+			&Error{Kind: KindRead, Path: "/k", op: "open", change: "replaced"},
+			`machine key could not be read: "/k" was replaced while being opened; fix: stop whatever replaces /k, then start ov-init again`,
+		},
+		{
 			&Error{Kind: KindMemory, Path: "/k", Err: unix.EPERM, op: "mlock", limit: "0 KiB"},
 			`machine key cannot be held in locked memory: mlock: operation not permitted ("/k"); fix: raise RLIMIT_MEMLOCK (soft limit now 0 KiB) with ulimit -l, e.g. docker run --ulimit memlock=65536, or grant CAP_IPC_LOCK`,
 		},
@@ -83,7 +99,7 @@ func TestErrorPathIsShellQuotedInTheFixAndTextStaysOneLine(t *testing.T) {
 		{"/keys/my key", "fix: chmod 600 '/keys/my key' (Kubernetes: defaultMode 0600 and no fsGroup)"},
 		{"/keys/it's", `fix: chmod 600 '/keys/it'\''s' (Kubernetes: defaultMode 0600 and no fsGroup)`},
 		{"/keys/$HOME", "fix: chmod 600 '/keys/$HOME' (Kubernetes: defaultMode 0600 and no fsGroup)"},
-		{"/keys/a\nb", `fix: chmod 600 "/keys/a\nb" (Kubernetes: defaultMode 0600 and no fsGroup)`},
+		{"/keys/a\nb", `fix: chmod 600 $'/keys/a\x0ab' (Kubernetes: defaultMode 0600 and no fsGroup)`},
 	} {
 		got := (&Error{Kind: KindMode, Path: tc.path, mode: 0o644}).Error()
 		if !strings.HasSuffix(got, tc.fix) {

@@ -21,6 +21,7 @@ const (
 	fuzzFIFO
 	fuzzSymlink    // to a regular file with the fuzzed mode and size
 	fuzzOtherOwner // a regular file owned by uid 1001 (as root; else like fuzzRegular)
+	fuzzCharDevice // like /dev/zero, which would hand out any number of bytes (needs CAP_MKNOD)
 	fuzzKinds
 )
 
@@ -36,6 +37,7 @@ func FuzzLoad(f *testing.F) {
 		{0o600, Size, fuzzRegular}, {0o644, Size, fuzzRegular}, {0o600, Size - 1, fuzzRegular},
 		{0o600, Size + 1, fuzzRegular}, {0o4600, Size, fuzzRegular}, {0o600, Size, fuzzDirectory},
 		{0o600, Size, fuzzFIFO}, {0o600, Size, fuzzSymlink}, {0o600, Size, fuzzOtherOwner}, {0o600, 0, fuzzRegular},
+		{0o600, Size, fuzzCharDevice},
 	} {
 		f.Add(seed.mode, seed.size, seed.kind)
 	}
@@ -73,6 +75,13 @@ func FuzzLoad(f *testing.F) {
 			if err := unix.Chmod(path, perm); err != nil {
 				t.Fatal(err)
 			}
+		case fuzzCharDevice:
+			if err := unix.Mknod(path, unix.S_IFCHR|perm, int(unix.Mkdev(1, 5))); err != nil {
+				t.Skipf("mknod: %v (needs CAP_MKNOD)", err)
+			}
+			if err := unix.Chmod(path, perm); err != nil { // the umask applies to mknod
+				t.Fatal(err)
+			}
 		case fuzzSymlink:
 			writeKeyFile(t, filepath.Join(dir, "real"), content, perm)
 			if err := os.Symlink("real", path); err != nil {
@@ -81,7 +90,14 @@ func FuzzLoad(f *testing.F) {
 		}
 		good := kind == fuzzRegular && perm == 0o600 && size == Size
 
+		// Only a regular file is ever opened for reading.
+		opens := watchOpens(t, nil)
 		k, err := load(t, path) // fails the test if Load blocks
+		for _, o := range *opens {
+			if o.flags&unix.O_PATH == 0 && kind != fuzzRegular && kind != fuzzOtherOwner {
+				t.Errorf("Load of kind %d, mode %04o: %v, a read-capable open of a file that is not a regular one", kind, perm, o)
+			}
+		}
 		if err == nil {
 			defer k.Wipe()
 			if !good {

@@ -3,6 +3,9 @@
 package keyload
 
 import (
+	"strconv"
+	"strings"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -14,9 +17,37 @@ const Size = 32
 // sticky included, so mode 4600 is refused too.
 const permBits = 0o7777
 
-// openFlags open the key without following a final symlink (ELOOP), without
-// blocking on a FIFO, and without leaking the descriptor across exec.
+// pathFlags look the key up without opening it for reading: O_PATH neither
+// reads nor opens a device or FIFO, so the file type, mode, owner and size
+// are checked before anything is opened that could block, have a side
+// effect, or hand out bytes. With O_PATH, O_NOFOLLOW yields the link itself,
+// and checkKey refuses it.
+const pathFlags = unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
+
+// reopenFlags open, through /proc/self/fd/N, the inode that the O_PATH
+// descriptor N refers to. No O_NOFOLLOW: /proc/self/fd/N is the kernel's
+// link to our own descriptor, not a link in the key's file system.
+const reopenFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
+
+// openFlags open the key for reading by its path when /proc is not mounted:
+// without following a final symlink (ELOOP), without blocking on a FIFO, and
+// without leaking the descriptor across exec.
 const openFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+
+// fdDir is where a process finds its own descriptors.
+const fdDir = "/proc/self/fd/"
+
+// openFile is open(2), retried on EINTR. Every open Load makes goes through
+// it, so a test can see which path is opened with which flags, and in
+// which order.
+var openFile = func(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
 
 // Key is a machine key held in one locked, non-dumpable page.
 // It must be released with Wipe. A Key is not safe for concurrent use.
@@ -24,20 +55,35 @@ type Key struct {
 	page []byte // the whole locked page; nil after Wipe
 }
 
-// Load marks the process non-dumpable, opens the machine key at path,
-// verifies it on the opened descriptor, and reads it into locked memory.
-// Every error is an [*Error].
+// Load marks the process non-dumpable, looks the machine key up at path
+// with O_PATH, verifies it by fstat on that descriptor, opens the same inode
+// for reading, verifies it again on the read descriptor, and reads it into
+// locked memory. A device, FIFO or socket is refused before anything opens
+// it for reading. Every error is an [*Error].
 func Load(path string) (*Key, error) {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return nil, &Error{Kind: KindMemory, Path: path, Err: err, op: "prctl(PR_SET_DUMPABLE)"}
 	}
-	fd, err := openKey(path)
+	pathFD, err := lookupKey(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(pathFD)
+	looked, err := checkKey(pathFD, path)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := reopenKey(pathFD, path)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	if err := checkKey(fd, path); err != nil {
+	opened, err := checkKey(fd, path)
+	if err != nil {
 		return nil, err
+	}
+	if opened.Dev != looked.Dev || opened.Ino != looked.Ino {
+		return nil, &Error{Kind: KindRead, Path: path, op: "open", change: "replaced"}
 	}
 	page, lockErr := lockedPage()
 	if lockErr != nil {
@@ -71,33 +117,90 @@ func (k *Key) Wipe() {
 	k.page = nil
 }
 
+// lookupKey opens path with pathFlags: an O_PATH descriptor that can be
+// fstat'ed but not read. When the lookup fails it says why in the user's
+// terms.
+func lookupKey(path string) (int, *Error) {
+	fd, err := openFile(path, pathFlags)
+	switch err {
+	case nil:
+		return fd, nil
+	case unix.ENOENT:
+		return -1, &Error{Kind: KindNotExist, Path: path, Err: err}
+	case unix.ELOOP: // a loop of links among the directories
+		return -1, &Error{Kind: KindSymlink, Path: path, Err: err}
+	case unix.EACCES: // O_PATH needs no permission on the file: a directory is in the way
+		return -1, &Error{Kind: KindOpen, Path: path, Err: err, euid: unix.Geteuid(), search: true, dir: unsearchableDir(path)}
+	}
+	return -1, &Error{Kind: KindOpen, Path: path, Err: err, euid: unix.Geteuid()}
+}
+
+// unsearchableDir returns the first directory on the way to path that the
+// effective uid may not search, or "" when it finds none (the refusal came
+// from elsewhere: a security module, a directory changed since).
+func unsearchableDir(path string) string {
+	dir, rest := ".", path
+	if strings.HasPrefix(path, "/") {
+		dir, rest = "/", strings.TrimLeft(path, "/")
+	}
+	for {
+		if unix.Faccessat(unix.AT_FDCWD, dir, unix.X_OK, unix.AT_EACCESS) == unix.EACCES {
+			return dir
+		}
+		name, more, ok := strings.Cut(rest, "/")
+		if !ok { // name is the key itself
+			return ""
+		}
+		switch {
+		case name == "":
+		case dir == ".":
+			dir = name
+		case dir == "/":
+			dir = "/" + name
+		default:
+			dir += "/" + name
+		}
+		rest = more
+	}
+}
+
+// reopenKey opens for reading the inode that the O_PATH descriptor pathFD
+// refers to, through /proc/self/fd. Without /proc it opens path again with
+// openFlags; the caller then confirms that it is the same inode.
+func reopenKey(pathFD int, path string) (int, *Error) {
+	fd, err := openFile(fdDir+strconv.Itoa(pathFD), reopenFlags)
+	switch err {
+	case nil:
+		return fd, nil
+	case unix.ENOENT: // no /proc, or one of another PID namespace
+		return openKey(path)
+	}
+	return -1, &Error{Kind: KindOpen, Path: path, Err: err, euid: unix.Geteuid()}
+}
+
 // openKey opens path with openFlags. When the open fails it says why in
 // the user's terms: a socket, for one, fails here with ENXIO.
-func openKey(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, openFlags, 0)
-		switch err {
-		case nil:
-			return fd, nil
-		case unix.EINTR:
-			continue
-		case unix.ENOENT:
-			return -1, &Error{Kind: KindNotExist, Path: path, Err: err}
-		case unix.ELOOP:
-			return -1, &Error{Kind: KindSymlink, Path: path, Err: err}
-		}
-		if what := fileTypeAt(path); what != "" {
-			return -1, &Error{Kind: KindNotRegular, Path: path, Err: err, what: what}
-		}
-		return -1, &Error{Kind: KindOpen, Path: path, Err: err, euid: unix.Geteuid()}
+func openKey(path string) (int, *Error) {
+	fd, err := openFile(path, openFlags)
+	switch err {
+	case nil:
+		return fd, nil
+	case unix.ENOENT:
+		return -1, &Error{Kind: KindNotExist, Path: path, Err: err}
+	case unix.ELOOP:
+		return -1, &Error{Kind: KindSymlink, Path: path, Err: err}
 	}
+	if what := fileTypeAt(path); what != "" {
+		return -1, &Error{Kind: KindNotRegular, Path: path, Err: err, what: what}
+	}
+	return -1, &Error{Kind: KindOpen, Path: path, Err: err, euid: unix.Geteuid()}
 }
 
 // fileTypeAt names the type of the non-regular file at path, or returns "".
 // It explains a failed open only: O_PATH neither opens a device nor reads,
 // and no check is based on it.
 func fileTypeAt(path string) string {
-	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openFile(path, pathFlags)
 	if err != nil {
 		return ""
 	}
@@ -129,27 +232,32 @@ func fileType(mode uint32) string {
 	return "file of unknown type"
 }
 
-// checkKey verifies the opened key by fstat on its descriptor, never by the
-// path: regular file, mode exactly 0600, owned by the effective uid, Size
-// bytes.
-func checkKey(fd int, path string) *Error {
+// checkKey verifies the key by fstat on its descriptor (the O_PATH one or
+// the one opened for reading), never by the path: regular file, mode
+// exactly 0600, owned by the effective uid, Size bytes. It returns the stat
+// so that the caller can compare the two descriptors' inodes.
+func checkKey(fd int, path string) (unix.Stat_t, *Error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return &Error{Kind: KindRead, Path: path, Err: err, op: "fstat"}
+		return st, &Error{Kind: KindRead, Path: path, Err: err, op: "fstat"}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return &Error{Kind: KindNotRegular, Path: path, what: fileType(st.Mode)}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFLNK: // O_PATH|O_NOFOLLOW opened the link itself
+		return st, &Error{Kind: KindSymlink, Path: path, Err: unix.ELOOP}
+	default:
+		return st, &Error{Kind: KindNotRegular, Path: path, what: fileType(st.Mode)}
 	}
 	if perm := st.Mode & permBits; perm != 0o600 {
-		return &Error{Kind: KindMode, Path: path, mode: perm}
+		return st, &Error{Kind: KindMode, Path: path, mode: perm}
 	}
 	if euid := unix.Geteuid(); int(st.Uid) != euid {
-		return &Error{Kind: KindOwner, Path: path, uid: int(st.Uid), euid: euid}
+		return st, &Error{Kind: KindOwner, Path: path, uid: int(st.Uid), euid: euid}
 	}
 	if st.Size != Size {
-		return &Error{Kind: KindSize, Path: path, size: st.Size}
+		return st, &Error{Kind: KindSize, Path: path, size: st.Size}
 	}
-	return nil
+	return st, nil
 }
 
 // readKey reads exactly Size bytes into page and then confirms end of file:

@@ -9,9 +9,12 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,10 +319,16 @@ func TestKeyThatIsNotARegularFileIsRefused(t *testing.T) {
 		t.Run(strings.ReplaceAll(tc.what, " ", "_"), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "machine.kek")
 			tc.make(t, path)
+			opens := watchOpens(t, nil)
 			got := refused(t, path, KindNotRegular)
 			want := fmt.Sprintf("machine key is a %s, not a regular file (%q); fix: mount ", tc.what, path)
 			if !strings.HasPrefix(got, want) {
 				t.Errorf("got  %s\nwant prefix %s", got, want)
+			}
+			// Refused on the O_PATH descriptor: a device is never opened,
+			// a FIFO never waits for a writer, nothing is read.
+			if want := []openCall{{path, pathFlags}}; !slices.Equal(*opens, want) {
+				t.Errorf("Load opened %v, want only %v", *opens, want)
 			}
 		})
 	}
@@ -355,5 +364,259 @@ func TestKeyUnderAFileIsRefusedWithTheOpenError(t *testing.T) {
 	got := refused(t, path, KindOpen)
 	if want := fmt.Sprintf("opening machine key: not a directory (%q); fix: ", path); !strings.HasPrefix(got, want) {
 		t.Errorf("got  %s\nwant prefix %s", got, want)
+	}
+}
+
+// openCall is one open(2) that Load made.
+type openCall struct {
+	path  string
+	flags int
+}
+
+func (c openCall) String() string { return fmt.Sprintf("open(%q, %#x)", c.path, c.flags) }
+
+// watchOpens records every open Load makes until the test ends. With
+// replace, replace makes the call instead of open(2) (it gets the real one
+// as open).
+func watchOpens(t *testing.T, replace func(path string, flags int, open func(string, int) (int, error)) (int, error)) *[]openCall {
+	t.Helper()
+	real := openFile
+	var calls []openCall
+	openFile = func(path string, flags int) (int, error) {
+		calls = append(calls, openCall{path, flags})
+		if replace != nil {
+			return replace(path, flags, real)
+		}
+		return real(path, flags)
+	}
+	t.Cleanup(func() { openFile = real })
+	return &calls
+}
+
+// The key is looked up with O_PATH and checked on that descriptor before
+// the same inode is opened for reading through /proc/self/fd.
+func TestKeyIsCheckedOnAnOPathDescriptorThenReopenedThroughProc(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "machine.kek")
+	writeKeyFile(t, path, goodKey, 0o600)
+	opens := watchOpens(t, nil)
+	k, err := load(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Wipe()
+	if !bytes.Equal(k.Bytes(), goodKey) {
+		t.Errorf("Bytes() = %x, want %x", k.Bytes(), goodKey)
+	}
+	if len(*opens) != 2 || (*opens)[0] != (openCall{path, pathFlags}) ||
+		!strings.HasPrefix((*opens)[1].path, fdDir) || (*opens)[1].flags != reopenFlags {
+		t.Fatalf("Load opened %v, want open(%q, O_PATH|O_NOFOLLOW|O_CLOEXEC), then open(%sN, O_RDONLY|O_CLOEXEC|O_NONBLOCK)", *opens, path, fdDir)
+	}
+	if pathFlags&unix.O_PATH == 0 || pathFlags&unix.O_NOFOLLOW == 0 || reopenFlags&unix.O_NONBLOCK == 0 {
+		t.Errorf("pathFlags %#x, reopenFlags %#x", pathFlags, reopenFlags)
+	}
+}
+
+// noProc makes /proc/self/fd look unmounted.
+func noProc(path string, flags int, open func(string, int) (int, error)) (int, error) {
+	if strings.HasPrefix(path, fdDir) {
+		return -1, unix.ENOENT
+	}
+	return open(path, flags)
+}
+
+func TestKeyLoadsWithoutProcByOpeningItsPathAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "machine.kek")
+	writeKeyFile(t, path, goodKey, 0o600)
+	opens := watchOpens(t, noProc)
+	k, err := load(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Wipe()
+	if !bytes.Equal(k.Bytes(), goodKey) {
+		t.Errorf("Bytes() = %x, want %x", k.Bytes(), goodKey)
+	}
+	if n := len(*opens); n != 3 || (*opens)[2] != (openCall{path, openFlags}) {
+		t.Errorf("Load opened %v, want the fallback open(%q, O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK) last", *opens, path)
+	}
+}
+
+// A key swapped for another file between the O_PATH lookup and the open
+// for reading is refused, even when the other file would pass every check:
+// the two descriptors must be one inode.
+func TestKeyReplacedBetweenLookupAndOpenIsRefused(t *testing.T) {
+	for _, proc := range []bool{true, false} {
+		t.Run(map[bool]string{true: "through_proc", false: "without_proc"}[proc], func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "machine.kek")
+			other := filepath.Join(dir, "other.kek")
+			writeKeyFile(t, path, goodKey, 0o600)
+			writeKeyFile(t, other, goodKey, 0o600)
+			watchOpens(t, func(p string, flags int, open func(string, int) (int, error)) (int, error) {
+				if flags == pathFlags {
+					return open(p, flags)
+				}
+				if proc {
+					return open(other, reopenFlags)
+				}
+				if strings.HasPrefix(p, fdDir) {
+					return -1, unix.ENOENT
+				}
+				if err := os.Rename(other, path); err != nil {
+					t.Error(err)
+				}
+				return open(p, flags)
+			})
+			got := refused(t, path, KindRead)
+			want := fmt.Sprintf("machine key could not be read: %q was replaced while being opened; fix: stop whatever replaces %s, then start ov-init again", path, path)
+			if got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// The tests below run Load in a child, a re-run of this test binary that
+// drops to uid 1001: the uid is process-wide.
+const (
+	asUIDEnv   = "KEYLOAD_TEST_AS_UID"   // the uid the child becomes
+	asPathsEnv = "KEYLOAD_TEST_AS_PATHS" // the keys it loads, one per line
+	otherUID   = 1001
+)
+
+// TestLoadAsAnotherUIDChild is the child of loadAs; run directly it does
+// nothing.
+func TestLoadAsAnotherUIDChild(t *testing.T) {
+	if os.Getenv(asUIDEnv) == "" {
+		return
+	}
+	uid, err := strconv.Atoi(os.Getenv(asUIDEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// syscall's set*id apply to every thread of the process.
+	if err := syscall.Setgroups(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setresgid(uid, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	for i, path := range strings.Split(os.Getenv(asPathsEnv), "\n") {
+		k, err := Load(path)
+		if err == nil {
+			k.Wipe()
+			fmt.Printf("child:%d> ok\n", i)
+			continue
+		}
+		var e *Error
+		if !errors.As(err, &e) {
+			fmt.Printf("child:%d> not an *Error: %v\n", i, err)
+			continue
+		}
+		fmt.Printf("child:%d> %d: %v\n", i, e.Kind, err)
+	}
+}
+
+// loadAs loads each of paths as uid, in a child whose working directory is
+// dir, and returns what Load said for each: "ok" or "<kind>: <error text>".
+func loadAs(t *testing.T, uid int, dir string, paths ...string) []string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("needs root: the child drops to uid %d", uid)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadAsAnotherUIDChild$", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), asUIDEnv+"="+strconv.Itoa(uid), asPathsEnv+"="+strings.Join(paths, "\n"))
+	raw, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child as uid %d: %v\n%s", uid, err, raw)
+	}
+	out := make([]string, len(paths))
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if name, report, ok := strings.Cut(line, "> "); ok && strings.HasPrefix(name, "child:") {
+			if i, err := strconv.Atoi(strings.TrimPrefix(name, "child:")); err == nil && i < len(out) {
+				out[i] = report
+			}
+		}
+	}
+	for i, r := range out {
+		if r == "" {
+			t.Fatalf("child as uid %d reported nothing for %q:\n%s", uid, paths[i], raw)
+		}
+	}
+	return out
+}
+
+// reachable opens dir and its parent (a t.TempDir, 0700) to every uid.
+func reachable(t *testing.T, dir string) {
+	t.Helper()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Issue 8: a root-owned 0600 key read by uid 1001 used to fail at open with
+// "permission denied"; the product page's owner text never appeared.
+func TestRootOwnedKeyReadAsUID1001IsRefusedWithTheOwnerText(t *testing.T) {
+	dir := t.TempDir()
+	reachable(t, dir)
+	rootKey := filepath.Join(dir, "root.kek")
+	writeKeyFile(t, rootKey, goodKey, 0o600)
+	ownKey := filepath.Join(dir, "own.kek") // negative control: the same key, given to 1001
+	writeKeyFile(t, ownKey, goodKey, 0o600)
+	if err := os.Chown(ownKey, otherUID, otherUID); err != nil {
+		t.Fatal(err)
+	}
+	out := loadAs(t, otherUID, "/", rootKey, ownKey)
+	want := fmt.Sprintf("%d: machine key is owned by uid 0 but current uid is 1001 (%q); fix: chown 1001 %s, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)",
+		KindOwner, rootKey, rootKey)
+	if out[0] != want {
+		t.Errorf("root-owned key as uid 1001:\n got %s\nwant %s", out[0], want)
+	}
+	if out[1] != "ok" {
+		t.Errorf("control: 1001's own key as uid 1001: %s", out[1])
+	}
+}
+
+func TestKeyBehindAnUnsearchableDirectoryNamesTheDirectory(t *testing.T) {
+	base := t.TempDir()
+	reachable(t, base)
+	// locked (0700, root) holds inner (0755) holds the key: the directory
+	// to fix is locked, not inner. open (0711) is the control.
+	for _, d := range []struct {
+		name string
+		mode os.FileMode
+	}{{"locked", 0o700}, {"open", 0o711}} {
+		inner := filepath.Join(base, d.name, "inner")
+		if err := os.MkdirAll(inner, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(base, d.name), d.mode); err != nil {
+			t.Fatal(err)
+		}
+		key := filepath.Join(inner, "machine.kek")
+		writeKeyFile(t, key, goodKey, 0o600)
+		if err := os.Chown(key, otherUID, otherUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locked := filepath.Join(base, "locked")
+	absolute := filepath.Join(locked, "inner", "machine.kek")
+	relative := "locked/inner/machine.kek" // from base
+	out := loadAs(t, otherUID, base, absolute, relative, filepath.Join(base, "open", "inner", "machine.kek"))
+	for i, c := range []struct{ path, dir string }{{absolute, locked}, {relative, "locked"}} {
+		want := fmt.Sprintf("%d: opening machine key: permission denied (%q): directory %q is not searchable by uid 1001; fix: chmod a+x %s, or run ov-init as root with --user so the app runs unprivileged",
+			KindOpen, c.path, c.dir, c.dir)
+		if out[i] != want {
+			t.Errorf("key behind a 0700 directory:\n got %s\nwant %s", out[i], want)
+		}
+	}
+	if out[2] != "ok" {
+		t.Errorf("control: key behind a 0711 directory: %s", out[2])
 	}
 }

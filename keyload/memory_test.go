@@ -226,7 +226,10 @@ func TestLockFailureNamesRLIMIT_MEMLOCK(t *testing.T) {
 	if got, want := out["load"], fmt.Sprintf("%d: machine key cannot be held in locked memory: mlock: operation not permitted (%q); fix: raise RLIMIT_MEMLOCK", KindMemory, key); !strings.HasPrefix(got, want) {
 		t.Errorf("Load under RLIMIT_MEMLOCK 0:\n got %s\nwant prefix %s", got, want)
 	}
-	if got, want := out["denied"], fmt.Sprintf("%d: opening machine key: permission denied (%q); fix: chown 65534 %s and chmod 600 %s (its directories must be searchable by uid 65534), or run ov-init as root with --user so the app runs unprivileged", KindOpen, denied, denied, denied); got != want {
+	// The key is checked on an O_PATH descriptor before it is opened for
+	// reading, so uid 65534 learns whose key it is, not just "permission
+	// denied".
+	if got, want := out["denied"], fmt.Sprintf("%d: machine key is owned by uid 0 but current uid is 65534 (%q); fix: chown 65534 %s, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)", KindOwner, denied, denied); got != want {
 		t.Errorf("Load of a root-only key as uid 65534:\n got %s\nwant %s", got, want)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/ov-init/ov-init/account"
+	"github.com/ov-init/ov-init/internal/shellquote"
 )
 
 type deriveCmd struct {
@@ -69,13 +70,13 @@ func (c deriveCmd) Run(g *Globals) error {
 
 // warn tells what the key file is worth and how to take it back.
 func (c deriveCmd) warn(out string) {
-	p := shellQuote(out)
+	p := shellquote.Quote(out)
 	again := "ov auth derive-machine-key --out " + p
 	if c.App != "" {
 		again += " --app " + c.App
 	}
 	if c.Owner != "" {
-		again += " --owner " + shellQuote(c.Owner)
+		again += " --owner " + shellquote.Quote(c.Owner)
 	}
 	again += " --force"
 	var b strings.Builder
@@ -88,19 +89,10 @@ func (c deriveCmd) warn(out string) {
 	b.WriteString("  - keep it mode 0600, owned by the account that runs ov-init\n")
 	fmt.Fprintf(&b, "  - never commit it, never bake it into an image; mount it at run time (e.g. -v %s:/run/secrets/machine.kek:ro)\n", p)
 	if c.App != "" {
-		fmt.Fprintf(&b, "  - to revoke it: ov app rotate %s  (every earlier key for %s stops working)\n", c.App, c.App)
+		fmt.Fprintf(&b, "  - to revoke it: ov app rotate %s  (every earlier key for %s stops opening the rotated vault; copies of the vault from before still open with it, so change the values too)\n", c.App, c.App)
 	} else {
 		b.WriteString("  - an unscoped key is the vault's root key: it opens every app and cannot be revoked short of a new vault; prefer --app\n")
 	}
 	fmt.Fprintf(&b, "  - to derive it again: %s\n", again)
 	os.Stderr.WriteString(b.String())
-}
-
-// shellQuote returns s as a shell word: unchanged when it is safe, else in
-// single quotes.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:+=@,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ov-init/ov-init/internal/shellquote"
 )
 
 // keyFileMode is the only mode ov-init's key loader accepts.
@@ -24,7 +26,7 @@ func checkKeyPath(path string, replace bool) error {
 	case err == nil && fi.Mode()&os.ModeSymlink != 0:
 		return fmt.Errorf("%q is a symbolic link; ov never writes a key through a link, even with --force: remove the link or choose another --out", path)
 	case err == nil && fi.IsDir():
-		return fmt.Errorf("%q is a directory; --out names the key file, e.g. %s", path, filepath.Join(path, "machine.kek"))
+		return fmt.Errorf("%q is a directory; --out names the key file, e.g. --out %s", path, shellquote.Quote(filepath.Join(path, "machine.kek")))
 	case err == nil && !replace:
 		return fmt.Errorf("%q exists; pass --force to replace it", path)
 	case err != nil && !errors.Is(err, os.ErrNotExist):
