@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ov-init/ov-init/account"
+	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/keyload"
 	"github.com/ov-init/ov-init/privs"
 	"github.com/ov-init/ov-init/reaper"
@@ -55,6 +56,12 @@ type Config struct {
 func Main(args []string) int {
 	fd, err := strconv.Atoi(args[2])
 	if err != nil || fd < 3 || strconv.Itoa(fd) != args[2] {
+		return invalid()
+	}
+	// Only PID 1's socket: never read from or answer into a file that a
+	// stage started by hand happens to have at that number.
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return invalid()
 	}
 	// The socket came in through dup2 and lost close-on-exec; the app must
@@ -182,7 +189,8 @@ func secretEnv(cfg Config, inherited []string) ([]string, error) {
 // vaultError says what went wrong with the vault in one line, with the fix.
 // It never includes a value.
 func vaultError(cfg Config, err error) error {
-	derive := fmt.Sprintf("ov auth derive-machine-key --out %s --app %s --force", cfg.MachineKey, cfg.App)
+	key, app := shellquote.Quote(cfg.MachineKey), shellquote.Quote(cfg.App)
+	derive := fmt.Sprintf("ov auth derive-machine-key --out %s --app %s --force", key, app)
 	var wrong *vault.WrongAppError
 	switch {
 	case errors.As(err, &wrong):
@@ -190,15 +198,22 @@ func vaultError(cfg Config, err error) error {
 			cfg.MachineKey, wrong.KeyApp, cfg.App, cfg.App, derive)
 	case errors.Is(err, vault.ErrWrongKey):
 		return fmt.Errorf("machine key %q does not open app %q in vault %q (a key from before `ov app rotate %s`, or for another vault); fix: derive it again with `%s`",
-			cfg.MachineKey, cfg.App, cfg.Vault, cfg.App, derive)
+			cfg.MachineKey, cfg.App, cfg.Vault, app, derive)
 	case errors.Is(err, vault.ErrNoSuchApp):
-		return fmt.Errorf("vault %q has no app %q; fix: `ov app create %s` and seal its secrets, or correct --app", cfg.Vault, cfg.App, cfg.App)
+		return fmt.Errorf("vault %q has no app %q; fix: `ov app create %s` and seal its secrets, or correct --app", cfg.Vault, cfg.App, app)
 	case errors.Is(err, vault.ErrNoSuchSecret):
-		return fmt.Errorf("vault %q: %v; fix: `ov secret set NAME --app %s`, or correct --secrets", cfg.Vault, err, cfg.App)
+		return fmt.Errorf("vault %q: %v; fix: `ov secret set NAME --app %s`, or correct --secrets", cfg.Vault, err, app)
 	case errors.Is(err, vault.ErrTampered), errors.Is(err, vault.ErrDecrypt):
 		return fmt.Errorf("vault %q: %v; fix: the file was changed outside ov: restore it from version control or a backup", cfg.Vault, err)
+	case errors.Is(err, vault.ErrUnauthenticatedTable):
+		return fmt.Errorf("vault %q: %v; fix: `ov vault upgrade --vault %s`, then redeploy the file", cfg.Vault, err, shellquote.Quote(cfg.Vault))
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%v; fix: mount the vault at %s or point --vault / OV_VAULT at it", err, cfg.Vault)
+		return fmt.Errorf("%v; fix: mount the vault at %s or point --vault / OV_VAULT at it", err, shellquote.Quote(cfg.Vault))
+	case errors.Is(err, fs.ErrPermission):
+		// The vault is read before --user drops privileges: as ov-init's uid.
+		uid, p := os.Geteuid(), shellquote.Quote(cfg.Vault)
+		return fmt.Errorf("%v; fix: let uid %d (ov-init) read it: chmod 644 %s (the vault holds only sealed values) or chown %d %s, and make its directories searchable by uid %d",
+			err, uid, p, uid, p, uid)
 	case errors.Is(err, vault.ErrUnsupportedVersion):
 		return fmt.Errorf("%v; fix: run the ov-init release that matches the ov that wrote the vault", err)
 	}

@@ -289,7 +289,7 @@ func TestDeriveMachineKeyWarnsHowToRevokeAndRederive(t *testing.T) {
 This file is as sensitive as your master password.
   - keep it mode 0600, owned by the account that runs ov-init
   - never commit it, never bake it into an image; mount it at run time (e.g. -v %[1]s:/run/secrets/machine.kek:ro)
-  - to revoke it: ov app rotate myapp  (every earlier key for myapp stops working)
+  - to revoke it: ov app rotate myapp  (every earlier key for myapp stops opening the rotated vault; copies of the vault from before still open with it, so change the values too)
   - to derive it again: ov auth derive-machine-key --out %[1]s --app myapp --force
 `, out)
 	if r.stderr != want {
@@ -634,6 +634,7 @@ func TestHelpExitsZeroAndListsTheVariables(t *testing.T) {
 	}{
 		{ovBin, []string{"--help"}, []string{"$OV_VAULT", "$OV_PASSWORD_FILE", "derive-machine-key"}},
 		{ovBin, []string{"vault", "passwd", "--help"}, []string{"$OV_NEW_PASSWORD_FILE"}},
+		{ovBin, []string{"vault", "upgrade", "--help"}, []string{"format 2", "table of apps is authenticated"}},
 		{ovBin, []string{"run", "--help"}, []string{"$OV_APP", "$OV_MACHINE_KEY", "$OV_VAULT"}},
 		{ovBin, []string{"--version"}, []string{"ov "}},
 		{ovInit, []string{"--help"}, []string{"$OV_APP"}},

@@ -17,7 +17,7 @@ import (
 type cli struct {
 	Globals `embed:""`
 
-	VaultCmd vaultCmd  `cmd:"" name:"vault" help:"Create the vault, change its master password."`
+	VaultCmd vaultCmd  `cmd:"" name:"vault" help:"Create the vault, change its master password, upgrade its format."`
 	App      appCmd    `cmd:"" help:"Create, list and rotate apps."`
 	Secret   secretCmd `cmd:"" help:"Set, list and remove an app's secrets."`
 	Auth     authCmd   `cmd:"" help:"Derive the machine keys ov-init reads."`
@@ -29,11 +29,18 @@ type Globals struct {
 	Vault        string           `env:"OV_VAULT" default:"${vault}" placeholder:"PATH" help:"The vault file (default: ${default})."`
 	PasswordFile string           `env:"OV_PASSWORD_FILE" placeholder:"PATH" help:"Read the master password from the first line of this file instead of asking on the terminal."`
 	Version      kong.VersionFlag `help:"Print the version and exit."`
+
+	// loaded is the format version of the vault as load read it (0: none
+	// read), so that save can tell a write that upgraded it; rekeyed says
+	// the write changed the master password.
+	loaded  int
+	rekeyed bool
 }
 
 type vaultCmd struct {
-	Init   vaultInitCmd   `cmd:"" help:"Create a new, empty vault under a new master password."`
-	Passwd vaultPasswdCmd `cmd:"" help:"Change the master password. Machine keys stay valid."`
+	Init    vaultInitCmd    `cmd:"" help:"Create a new, empty vault under a new master password."`
+	Passwd  vaultPasswdCmd  `cmd:"" help:"Change the master password. Machine keys stay valid."`
+	Upgrade vaultUpgradeCmd `cmd:"" help:"Upgrade a format-1 vault to format 2, whose table of apps is authenticated (any other write upgrades it too). Machine keys stay valid."`
 }
 
 type appCmd struct {
@@ -69,7 +76,12 @@ func (g *Globals) load() (*vault.Vault, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no vault at %q; create one with: ov vault init (or pass --vault PATH)", path)
 	}
-	return vault.Load(path)
+	v, err := vault.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	g.loaded = v.Version()
+	return v, nil
 }
 
 // unlock asks for the master password and unwraps v's root key. The caller
@@ -88,6 +100,9 @@ func (g *Globals) unlock(v *vault.Vault) (*vault.Root, error) {
 		}
 		return nil, fmt.Errorf("wrong password for vault %q (or its header was altered); %s", g.Vault, fix)
 	}
+	if errors.Is(err, vault.ErrTampered) {
+		return nil, fmt.Errorf("vault %q: %w; nothing was changed: restore it from a copy you trust", g.Vault, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("vault %q: %w", g.Vault, err)
 	}
@@ -104,9 +119,39 @@ func (g *Globals) password() ([]byte, error) {
 		"no terminal to ask for the master password; use --password-file or OV_PASSWORD_FILE")
 }
 
-// save writes v back to the vault file.
+// save writes v back to the vault file. When the write upgraded a format-1
+// vault, it says so in one line, with the table it has just authenticated.
 func (g *Globals) save(v *vault.Vault) error {
-	return v.Save(g.Vault)
+	if err := v.Save(g.Vault); err != nil {
+		return err
+	}
+	if g.loaded == vault.Version1 && v.Version() == vault.Version {
+		g.loaded = v.Version()
+		closing := "to make old-format copies useless, change the master password: ov vault passwd"
+		if g.rekeyed {
+			closing = "old-format copies do not unlock with the new master password"
+		}
+		fmt.Fprintf(os.Stderr, "ov: upgraded vault %q from format 1 to 2: its table of apps is now authenticated under the root key (apps: %s); "+
+			"if you had upgraded this vault before, someone replaced it with an old-format copy: restore it from a copy you trust; %s\n",
+			g.Vault, appTable(v), closing)
+	}
+	return nil
+}
+
+// appTable lists v's apps and their epochs: "api epoch 1, web epoch 2".
+func appTable(v *vault.Vault) string {
+	var b strings.Builder
+	for i, app := range v.Apps() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		epoch, _ := v.Epoch(app)
+		fmt.Fprintf(&b, "%s epoch %d", app, epoch)
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
 }
 
 // app checks that the vault has app, before anyone types a password.
@@ -185,11 +230,34 @@ func (c vaultPasswdCmd) Run(g *Globals) error {
 	if err := v.ChangePassword(root, pw); err != nil {
 		return err
 	}
+	g.rekeyed = true
 	if err := g.save(v); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "ov: changed the master password of vault %q; machine keys stay valid\n", g.Vault)
 	return nil
+}
+
+type vaultUpgradeCmd struct{}
+
+func (vaultUpgradeCmd) Run(g *Globals) error {
+	v, err := g.load()
+	if err != nil {
+		return err
+	}
+	root, err := g.unlock(v) // verifies the table of a format-2 vault
+	if err != nil {
+		return err
+	}
+	defer root.Wipe()
+	if v.Version() == vault.Version {
+		fmt.Fprintf(os.Stderr, "ov: vault %q is already format %d and its table of apps verified under the root key; nothing changed\n", g.Vault, vault.Version)
+		return nil
+	}
+	if err := v.Upgrade(root); err != nil {
+		return fmt.Errorf("vault %q: %w", g.Vault, err)
+	}
+	return g.save(v) // says what it upgraded
 }
 
 type appCreateCmd struct {
@@ -261,6 +329,12 @@ func (c appRotateCmd) Run(g *Globals) error {
 	epoch, _ := v.Epoch(c.Name)
 	fmt.Fprintf(os.Stderr, "ov: rotated app %q to epoch %d: every earlier machine key for %q stopped working (an unscoped key, the vault's root key, still opens it)\n", c.Name, epoch, c.Name)
 	fmt.Fprintf(os.Stderr, "ov: derive a new one with: ov auth derive-machine-key --out PATH --app %s --force\n", c.Name)
+	// Rotation re-seals the same plaintext: say what it does not do, and
+	// which values to change (names only, never a value).
+	fmt.Fprintf(os.Stderr, "ov: the secret values stay the same, and a leaked key still opens every copy of the vault from before the rotation (git history, backups, images); after a leak, change the values too: ov secret set NAME --app %s\n", c.Name)
+	if names, _ := v.SecretNames(c.Name); len(names) > 0 {
+		fmt.Fprintf(os.Stderr, "ov: secrets of app %q to change after a leak: %s\n", c.Name, strings.Join(names, ", "))
+	}
 	return nil
 }
 
@@ -274,13 +348,23 @@ type secretSetCmd struct {
 const errValueArg = usageError("secret set takes the value on stdin or from the prompt, never as an argument " +
 	"(ps and the shell history would show it; the argument is not repeated here): printf %s \"$VALUE\" | ov secret set NAME --app APP")
 
+// errInvalidSecretName refuses a NAME of secret set or secret rm that is not
+// an environment variable name. It never repeats the argument: a value typed
+// where the name goes must not end up in a terminal's scrollback or a CI log.
+const errInvalidSecretName = usageError("invalid secret name (not repeated here: it may be a secret value): " +
+	"names must match [A-Za-z_][A-Za-z0-9_]*, at most 255 bytes")
+
 func (c secretSetCmd) Run(g *Globals) error {
 	// NAME=VALUE: the value on the command line. Main refuses a third
 	// argument.
 	if strings.Contains(c.Name, "=") {
 		return errValueArg
 	}
-	if err := vault.ValidSecretName(c.Name); err != nil {
+	if vault.ValidSecretName(c.Name) != nil {
+		return errInvalidSecretName
+	}
+	// A valid name, so it may be named: PATH, LD_PRELOAD and the like.
+	if err := vault.ReservedName(c.Name); err != nil {
 		return usageError(err.Error())
 	}
 	v, err := g.load()
@@ -338,6 +422,9 @@ type secretRmCmd struct {
 }
 
 func (c secretRmCmd) Run(g *Globals) error {
+	if vault.ValidSecretName(c.Name) != nil {
+		return errInvalidSecretName
+	}
 	v, err := g.load()
 	if err != nil {
 		return err

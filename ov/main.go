@@ -120,20 +120,28 @@ func report(err error) int {
 }
 
 // valueOnCommandLine replaces kong's error for an extra argument or an
-// unknown flag of `secret set`, which would repeat it: it may be the
-// secret's value.
+// unknown flag of `secret set` and `secret rm`, which would repeat it: it
+// may be the secret's value.
 func valueOnCommandLine(pe *kong.ParseError) error {
 	if pe.Context == nil || pe.Context.Selected() == nil {
 		return nil
 	}
-	if _, ok := pe.Context.Selected().Target.Addr().Interface().(*secretSetCmd); !ok {
+	cmd := ""
+	switch pe.Context.Selected().Target.Addr().Interface().(type) {
+	case *secretSetCmd:
+		cmd = "secret set"
+	case *secretRmCmd:
+		cmd = "secret rm"
+	default:
 		return nil
 	}
 	switch msg := pe.Error(); {
-	case strings.HasPrefix(msg, "unexpected argument"):
+	case strings.HasPrefix(msg, "unexpected argument") && cmd == "secret set":
 		return errValueArg
+	case strings.HasPrefix(msg, "unexpected argument"):
+		return usageError(cmd + ": unexpected argument (not repeated here: it may be a secret value); usage: ov secret rm NAME --app APP")
 	case strings.HasPrefix(msg, "unknown flag"):
-		return usageError("secret set: unknown flag (not repeated here: it may be a secret value); " +
+		return usageError(cmd + ": unknown flag (not repeated here: it may be a secret value); " +
 			"the value goes on stdin or in the prompt, never on the command line")
 	}
 	return nil

@@ -66,11 +66,17 @@ func (v *Vault) CreateApp(root *Root, app string) error {
 	if _, ok := v.apps[app]; ok {
 		return fmt.Errorf("app %q %w", app, ErrAppExists)
 	}
+	tx, err := v.beginWrite(root, true)
+	if err != nil {
+		return err
+	}
+	defer tx.close()
 	sec, err := newSection(root, app, 1, map[string][]byte{})
 	if err != nil {
 		return err
 	}
 	v.apps[app] = sec
+	tx.commit()
 	return nil
 }
 
@@ -82,7 +88,13 @@ func (v *Vault) RemoveApp(root *Root, app string) error {
 	if _, err := v.section(app); err != nil {
 		return err
 	}
+	tx, err := v.beginWrite(root, true)
+	if err != nil {
+		return err
+	}
+	defer tx.close()
 	delete(v.apps, app)
+	tx.commit()
 	return nil
 }
 
@@ -107,12 +119,26 @@ func newSection(root *Root, app string, epoch uint32, secrets map[string][]byte)
 	}, nil
 }
 
-// unlockApp checks root, finds app, derives its keys and verifies its check
-// value and MAC. The caller wipes the keys.
-func (v *Vault) unlockApp(root *Root, app string) (*appSection, *appKeys, error) {
-	if err := v.checkRoot(root); err != nil {
-		return nil, nil, err
+// unlockApp begins a write (it checks root and authenticates the table),
+// finds app, derives its keys and verifies its check value and MAC. The
+// caller wipes the keys, closes the transaction and commits it once the
+// change is made.
+func (v *Vault) unlockApp(root *Root, app string) (*writeTx, *appSection, *appKeys, error) {
+	tx, err := v.beginWrite(root, true)
+	if err != nil {
+		return nil, nil, nil, err
 	}
+	sec, keys, err := v.unlockSection(root, app)
+	if err != nil {
+		tx.close()
+		return nil, nil, nil, err
+	}
+	return tx, sec, keys, nil
+}
+
+// unlockSection finds app, derives its keys under root and verifies its
+// check value and MAC. The caller wipes the keys.
+func (v *Vault) unlockSection(root *Root, app string) (*appSection, *appKeys, error) {
 	sec, err := v.section(app)
 	if err != nil {
 		return nil, nil, err
@@ -169,10 +195,11 @@ func (sec *appSection) openValue(app, name string, valueKey []byte) ([]byte, err
 // app before stops opening it (a root key keeps working). On error the vault
 // is unchanged.
 func (v *Vault) RotateApp(root *Root, app string) error {
-	sec, keys, err := v.unlockApp(root, app)
+	tx, sec, keys, err := v.unlockApp(root, app)
 	if err != nil {
 		return err
 	}
+	defer tx.close()
 	defer keys.wipe()
 	if sec.epoch >= MaxEpoch {
 		return fmt.Errorf("app %q is at the last epoch %d and cannot be rotated; create a new app", app, sec.epoch)
@@ -206,23 +233,29 @@ func (v *Vault) RotateApp(root *Root, app string) error {
 		mac:     appMAC(nextKeys.mac, app, next, secrets),
 		secrets: secrets,
 	}
+	tx.commit()
 	return nil
 }
 
 // SetSecret seals value as app's secret name, replacing any value it had.
-// It verifies app's MAC first, so a tampered section is never re-MACed.
-// value stays the caller's.
+// It verifies the table and app's MAC first, so a tampered section is never
+// re-MACed. A reserved name (ReservedName: PATH, LD_*, …) is refused with
+// ErrReservedName. value stays the caller's.
 func (v *Vault) SetSecret(root *Root, app, name string, value []byte) error {
 	if err := ValidSecretName(name); err != nil {
+		return err
+	}
+	if err := ReservedName(name); err != nil {
 		return err
 	}
 	if err := validValue(name, value); err != nil {
 		return err
 	}
-	sec, keys, err := v.unlockApp(root, app)
+	tx, sec, keys, err := v.unlockApp(root, app)
 	if err != nil {
 		return err
 	}
+	defer tx.close()
 	defer keys.wipe()
 	sealed, err := seal(keys.value, value, valueAAD(app, sec.epoch, name))
 	if err != nil {
@@ -232,15 +265,18 @@ func (v *Vault) SetSecret(root *Root, app, name string, value []byte) error {
 	secrets[name] = sealed
 	sec.mac = appMAC(keys.mac, app, sec.epoch, secrets)
 	sec.secrets = secrets
+	tx.commit()
 	return nil
 }
 
-// RemoveSecret deletes app's secret name. It verifies app's MAC first.
+// RemoveSecret deletes app's secret name. It verifies the table and app's
+// MAC first.
 func (v *Vault) RemoveSecret(root *Root, app, name string) error {
-	sec, keys, err := v.unlockApp(root, app)
+	tx, sec, keys, err := v.unlockApp(root, app)
 	if err != nil {
 		return err
 	}
+	defer tx.close()
 	defer keys.wipe()
 	if _, ok := sec.secrets[name]; !ok {
 		return fmt.Errorf("%w %q in app %q", ErrNoSuchSecret, name, app)
@@ -249,14 +285,22 @@ func (v *Vault) RemoveSecret(root *Root, app, name string) error {
 	delete(secrets, name)
 	sec.mac = appMAC(keys.mac, app, sec.epoch, secrets)
 	sec.secrets = secrets
+	tx.commit()
 	return nil
 }
 
 // AppKey returns the current app key of app: the scoped machine key that
-// opens app, at its current epoch, and nothing else. The caller wipes it.
+// opens app, at its current epoch, and nothing else. In format 2 it
+// verifies the table first, so the epoch is the one the root key's holder
+// wrote. The caller wipes it.
 func (v *Vault) AppKey(root *Root, app string) ([]byte, error) {
 	if err := v.checkRoot(root); err != nil {
 		return nil, err
+	}
+	if v.version == Version {
+		if err := v.verifyTable(root.key[:]); err != nil {
+			return nil, err
+		}
 	}
 	sec, err := v.section(app)
 	if err != nil {
@@ -271,13 +315,18 @@ func (v *Vault) AppKey(root *Root, app string) ([]byte, error) {
 // names is nil; none when it is empty but not nil) and returns them sorted by
 // name. The caller wipes them (WipeAll).
 //
+// With the root key, the vault's table of apps is verified first (format 2),
+// and a format-1 vault is refused with ErrUnauthenticatedTable: its table is
+// not authenticated, so a section forged with an earlier app key could not be
+// told apart.
+//
 // Errors, told apart with errors.Is and errors.As: ErrNoSuchApp;
 // *WrongAppError when machineKey is the app key of another app of this vault;
 // ErrWrongKey when it opens neither app nor the vault (derived for another
-// vault, or before the app was rotated); ErrTampered when app's check value or
-// MAC does not match; ErrDecrypt when a value fails to authenticate;
-// ErrNoSuchSecret when a name asked for is absent. Nothing is returned unless
-// every secret asked for opened.
+// vault, or before the app was rotated); ErrTampered when the table of apps,
+// app's check value or MAC does not match; ErrUnauthenticatedTable; ErrDecrypt
+// when a value fails to authenticate; ErrNoSuchSecret when a name asked for is
+// absent. Nothing is returned unless every secret asked for opened.
 func (v *Vault) Open(app string, machineKey []byte, names []string) ([]Secret, error) {
 	sec, keys, _, err := v.verified(app, machineKey)
 	if err != nil {
@@ -339,17 +388,50 @@ func (v *Vault) verified(app string, machineKey []byte) (*appSection, *appKeys, 
 	return sec, keys, scoped, nil
 }
 
-// identify decides by check values whether machineKey is app's app key or the
-// vault's root key, and returns app's section and app key (a copy the caller
-// wipes).
+// identify decides by check values whether machineKey is the vault's root
+// key or app's app key, and returns app's section and app key (a copy the
+// caller wipes). The root key is recognised by root_check, before anything
+// in app's section is trusted: a section proves nothing to the root key's
+// holder (a holder of an earlier app key can build a consistent one), so
+// the table MAC is verified first, and a format-1 vault, which has none, is
+// refused.
 func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey []byte, scoped bool, err error) {
 	if len(machineKey) != KeySize {
 		return nil, nil, false, fmt.Errorf("machine key must be exactly %d bytes", KeySize)
 	}
+	if err := v.usable(); err != nil {
+		return nil, nil, false, err
+	}
+	// Is it the root key?
+	rc, err := rootCheckValue(machineKey)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if hmac.Equal(rc, v.rootCheck) {
+		if err := v.verifyTable(machineKey); err != nil { // ErrUnauthenticatedTable in format 1
+			return nil, nil, false, err
+		}
+		if sec, err = v.section(app); err != nil {
+			return nil, nil, false, err
+		}
+		if appKey, err = deriveAppKey(machineKey, app, sec.epoch); err != nil {
+			return nil, nil, false, err
+		}
+		c, err := appCheck(appKey, app, sec.epoch)
+		if err != nil {
+			clear(appKey)
+			return nil, nil, false, err
+		}
+		if !hmac.Equal(c, sec.check) {
+			clear(appKey)
+			return nil, nil, false, errCheckAltered(app)
+		}
+		return sec, appKey, false, nil
+	}
+	// Is it the app key?
 	if sec, err = v.section(app); err != nil {
 		return nil, nil, false, err
 	}
-	// Is it the app key?
 	c, err := appCheck(machineKey, app, sec.epoch)
 	if err != nil {
 		return nil, nil, false, err
@@ -357,27 +439,7 @@ func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey
 	if hmac.Equal(c, sec.check) {
 		return sec, slices.Clone(machineKey), true, nil
 	}
-	// Is it the root key?
-	appKey, err = deriveAppKey(machineKey, app, sec.epoch)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	if c, err = appCheck(appKey, app, sec.epoch); err != nil {
-		clear(appKey)
-		return nil, nil, false, err
-	}
-	if hmac.Equal(c, sec.check) {
-		return sec, appKey, false, nil
-	}
-	clear(appKey)
 	// Neither. Say why as precisely as the check values allow.
-	rc, err := rootCheckValue(machineKey)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	if hmac.Equal(rc, v.rootCheck) {
-		return nil, nil, false, errCheckAltered(app)
-	}
 	for _, other := range v.Apps() {
 		if other == app {
 			continue

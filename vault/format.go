@@ -23,6 +23,7 @@ type fileJSON struct {
 	KDF         kdfJSON            `json:"kdf"`
 	WrappedRoot string             `json:"wrapped_root"`
 	RootCheck   string             `json:"root_check"`
+	TableMAC    string             `json:"table_mac,omitempty"` // format 2 only
 	Apps        map[string]appJSON `json:"apps"`
 }
 
@@ -59,7 +60,8 @@ const (
 	kindMap           // an object with any keys, each once
 )
 
-var fileShape = &shape{kind: kindStruct, fields: map[string]*shape{
+// fileShapeV1 is a format-1 file; fileShapeV2 adds table_mac.
+var fileShapeV1 = &shape{kind: kindStruct, fields: map[string]*shape{
 	"version": {kind: kindUint, bits: 32},
 	"kdf": {kind: kindStruct, fields: map[string]*shape{
 		"alg":        {kind: kindString},
@@ -78,8 +80,16 @@ var fileShape = &shape{kind: kindStruct, fields: map[string]*shape{
 	}}},
 }}
 
-// Parse decodes a vault file strictly: at most MaxFileSize bytes, version 1,
-// exactly the fields of SPEC.md each once, no trailing data, valid names,
+var fileShapeV2 = func() *shape {
+	s := &shape{kind: kindStruct, fields: map[string]*shape{"table_mac": {kind: kindString}}}
+	for k, f := range fileShapeV1.fields {
+		s.fields[k] = f
+	}
+	return s
+}()
+
+// Parse decodes a vault file strictly: at most MaxFileSize bytes, version 2
+// or 1, exactly the fields of SPEC.md for that version each once, no trailing data, valid names,
 // canonical base64 of the right lengths and bounded KDF parameters. It
 // authenticates nothing: that needs a key (Unlock, Open).
 func Parse(data []byte) (*Vault, error) {
@@ -105,11 +115,21 @@ func parse(data []byte) (*Vault, error) {
 	if probe.Version == nil {
 		return nil, errors.New("missing field \"version\"")
 	}
-	if got := string(*probe.Version); got != strconv.Itoa(Version) {
-		return nil, fmt.Errorf("%w %s (this build reads version %d only)", ErrUnsupportedVersion, got, Version)
+	var fs *shape
+	switch got := string(*probe.Version); got {
+	case strconv.Itoa(Version):
+		fs = fileShapeV2
+	case strconv.Itoa(Version1):
+		fs = fileShapeV1
+	default:
+		// Never the raw token: a string could carry a line of its own.
+		if shortDecimal(got) {
+			return nil, fmt.Errorf("%w %s (this build reads versions %d and %d)", ErrUnsupportedVersion, got, Version1, Version)
+		}
+		return nil, fmt.Errorf("%w (this build reads versions %d and %d)", ErrUnsupportedVersion, Version1, Version)
 	}
 
-	if err := checkShape(data); err != nil {
+	if err := checkShape(data, fs); err != nil {
 		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -124,11 +144,24 @@ func parse(data []byte) (*Vault, error) {
 	return fromJSON(&f)
 }
 
-// checkShape walks data and holds it to fileShape.
-func checkShape(data []byte) error {
+// shortDecimal reports whether s is 1 to 10 ASCII digits.
+func shortDecimal(s string) bool {
+	if len(s) < 1 || len(s) > 10 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkShape walks data and holds it to fs.
+func checkShape(data []byte, fs *shape) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	if err := walk(dec, fileShape, ""); err != nil {
+	if err := walk(dec, fs, ""); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -229,8 +262,12 @@ func fromJSON(f *fileJSON) (*Vault, error) {
 		return nil, fmt.Errorf("unsupported kdf %q (want %q)", f.KDF.Alg, kdfAlg)
 	}
 	v := &Vault{
-		kdf:  KDFParams{Time: f.KDF.Time, MemoryKiB: f.KDF.MemoryKiB, Threads: f.KDF.Threads},
-		apps: make(map[string]*appSection, len(f.Apps)),
+		version: f.Version,
+		kdf:     KDFParams{Time: f.KDF.Time, MemoryKiB: f.KDF.MemoryKiB, Threads: f.KDF.Threads},
+		apps:    make(map[string]*appSection, len(f.Apps)),
+	}
+	if v.version != Version && v.version != Version1 { // parse checked it; be sure
+		return nil, fmt.Errorf("%w %d", ErrUnsupportedVersion, v.version)
 	}
 	if err := checkKDF(v.kdf); err != nil {
 		return nil, err
@@ -244,6 +281,11 @@ func fromJSON(f *fileJSON) (*Vault, error) {
 	}
 	if v.rootCheck, err = decodeB64("root_check", f.RootCheck, macSize, macSize); err != nil {
 		return nil, err
+	}
+	if v.version == Version {
+		if v.tableMAC, err = decodeB64("table_mac", f.TableMAC, macSize, macSize); err != nil {
+			return nil, err
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(f.Apps)) {
 		a := f.Apps[name]
@@ -277,14 +319,15 @@ func fromJSON(f *fileJSON) (*Vault, error) {
 
 // Marshal encodes the vault as SPEC.md says: indented JSON, fields in a fixed
 // order, map keys sorted, a trailing newline. The same vault always encodes
-// to the same bytes.
+// to the same bytes. A format-1 vault that no write has upgraded is encoded
+// as format 1.
 func (v *Vault) Marshal() ([]byte, error) {
 	if err := v.usable(); err != nil {
 		return nil, err
 	}
 	b64 := base64.StdEncoding.EncodeToString
 	f := fileJSON{
-		Version: Version,
+		Version: v.version,
 		KDF: kdfJSON{
 			Alg:       kdfAlg,
 			Time:      v.kdf.Time,
@@ -295,6 +338,9 @@ func (v *Vault) Marshal() ([]byte, error) {
 		WrappedRoot: b64(v.wrappedRoot),
 		RootCheck:   b64(v.rootCheck),
 		Apps:        make(map[string]appJSON, len(v.apps)),
+	}
+	if v.version == Version {
+		f.TableMAC = b64(v.tableMAC)
 	}
 	for name, sec := range v.apps {
 		a := appJSON{Epoch: sec.epoch, Check: b64(sec.check), MAC: b64(sec.mac), Secrets: make(map[string]string, len(sec.secrets))}

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// validFile is a marshalled test vault.
+// validFile is a marshalled test vault (format 2).
 func validFile(t *testing.T) []byte {
 	t.Helper()
 	v, _ := newTestVault(t)
@@ -20,6 +20,14 @@ func validFile(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// validFileV1 is a marshalled test vault in format 1.
+func validFileV1(t *testing.T) []byte {
+	t.Helper()
+	v, root := newTestVault(t)
+	toV1(t, v, root)
+	return marshal(t, v)
 }
 
 // editJSON decodes data generically, applies edit and encodes it again.
@@ -65,10 +73,14 @@ func TestParseRefusesMalformedFiles(t *testing.T) {
 		return func(m map[string]any) { obj(m, "apps", "web", "secrets")[k] = v }
 	}
 	cases := []tc{
-		{name: "version 2", edit: func(m map[string]any) { m["version"] = 2 }, want: "unsupported vault version 2"},
+		{name: "version 3", edit: func(m map[string]any) { m["version"] = 3 }, want: "unsupported vault version 3 (this build reads versions 1 and 2)"},
 		{name: "version 0", edit: func(m map[string]any) { m["version"] = 0 }, want: "unsupported vault version 0"},
-		{name: "version 1.0", edit: func(m map[string]any) { m["version"] = json.Number("1.0") }, want: "unsupported vault version 1.0"},
-		{name: "version string", edit: func(m map[string]any) { m["version"] = "1" }, want: `unsupported vault version "1"`},
+		{name: "version 1.0", edit: func(m map[string]any) { m["version"] = json.Number("1.0") }, want: "unsupported vault version (this build"},
+		{name: "version string", edit: func(m map[string]any) { m["version"] = "1" }, want: "unsupported vault version (this build"},
+		{name: "version 1 with table_mac", edit: func(m map[string]any) { m["version"] = 1 }, want: `unknown field "table_mac"`},
+		{name: "version 2 without table_mac", edit: func(m map[string]any) { delete(m, "table_mac") }, want: `missing field "table_mac"`},
+		{name: "table_mac short", edit: func(m map[string]any) { m["table_mac"] = b64(31) }, want: "table_mac must decode to 32 bytes, not 31"},
+		{name: "table_mac null", edit: func(m map[string]any) { m["table_mac"] = nil }, want: `"table_mac" must be a string`},
 		{name: "version missing", edit: func(m map[string]any) { delete(m, "version") }, want: `missing field "version"`},
 		{name: "unknown top field", edit: func(m map[string]any) { m["extra"] = 1 }, want: `unknown field "extra"`},
 		{name: "unknown kdf field", edit: setKDF("pepper", "x"), want: `unknown field "pepper"`},
@@ -91,12 +103,16 @@ func TestParseRefusesMalformedFiles(t *testing.T) {
 		{name: "null", raw: func(string) string { return `null` }, want: `missing field "version"`},
 		{name: "truncated", raw: func(s string) string { return s[:len(s)/2] }, want: "invalid JSON"},
 		{name: "kdf alg", edit: setKDF("alg", "scrypt"), want: `unsupported kdf "scrypt"`},
-		{name: "kdf time 0", edit: setKDF("time", 0), want: "kdf time 0"},
-		{name: "kdf time 101", edit: setKDF("time", 101), want: "kdf time 101"},
-		{name: "kdf memory over 4 GiB", edit: setKDF("memory_kib", 4<<20+1), want: "kdf memory_kib 4194305"},
-		{name: "kdf memory under 8 per thread", edit: setKDF("memory_kib", 7), want: "kdf memory_kib 7"},
+		{name: "kdf time 0", edit: setKDF("time", 0), want: "kdf.time 0 is under the minimum of 1"},
+		{name: "kdf time 11", edit: setKDF("time", 11), want: "kdf.time 11 is over the limit of 10"},
+		{name: "kdf time 100", edit: setKDF("time", 100), want: "kdf.time 100 is over the limit of 10"},
+		{name: "kdf memory 4 GiB", edit: setKDF("memory_kib", 4<<20), want: "kdf.memory_kib 4194304 is over the limit of 1048576 (1 GiB)"},
+		{name: "kdf memory over 1 GiB", edit: setKDF("memory_kib", 1<<20+1), want: "kdf.memory_kib 1048577 is over the limit of 1048576"},
+		{name: "kdf memory under 8 per thread", edit: setKDF("memory_kib", 7), want: "kdf.memory_kib 7 is under the minimum of 8"},
+		{name: "kdf threads 17", edit: setKDF("threads", 17), want: "kdf.threads 17 is over the limit of 16"},
+		{name: "kdf threads 255", edit: setKDF("threads", 255), want: "kdf.threads 255 is over the limit of 16"},
 		{name: "kdf memory over uint32", edit: setKDF("memory_kib", 1<<32), want: "integer from 0 to 4294967295"},
-		{name: "kdf threads 0", edit: setKDF("threads", 0), want: "kdf threads 0"},
+		{name: "kdf threads 0", edit: setKDF("threads", 0), want: "kdf.threads 0 is under the minimum of 1"},
 		{name: "kdf threads 256", edit: setKDF("threads", 256), want: "integer from 0 to 255"},
 		{name: "kdf time negative", edit: setKDF("time", -1), want: "integer from 0 to"},
 		{name: "kdf time float", edit: setKDF("time", 1.5), want: "integer from 0 to"},
@@ -167,25 +183,99 @@ func TestParseRefusesMalformedFiles(t *testing.T) {
 }
 
 func TestParseUnsupportedVersionIsErrUnsupportedVersionEvenWithNewFields(t *testing.T) {
-	data := []byte(`{"version": 2, "something_new": {"a": [1, 2]}}`)
+	data := []byte(`{"version": 3, "something_new": {"a": [1, 2]}}`)
 	_, err := Parse(data)
 	wantErrIs(t, err, ErrUnsupportedVersion)
-	if !strings.Contains(err.Error(), "version 2") {
+	if !strings.Contains(err.Error(), "version 3") {
 		t.Fatalf("error does not name the version: %v", err)
+	}
+}
+
+// TestUnsupportedVersionErrorNeverEchoesTheToken: a crafted vault printed a
+// forged second "ov-init:" line through the version's raw JSON token.
+func TestUnsupportedVersionErrorNeverEchoesTheToken(t *testing.T) {
+	const generic = "parsing vault: unsupported vault version (this build reads versions 1 and 2)"
+	for token, want := range map[string]string{
+		`"1\n ov-init: forged"`:      generic,
+		`"2"`:                        generic,
+		`"\u001b[2K\rok"`:            generic,
+		`12345678901`:                generic, // 11 digits: not a short decimal
+		`99999999999999999999999999`: generic,
+		`1e0`:                        generic,
+		`-1`:                         generic,
+		`2.0`:                        generic,
+		`true`:                       generic,
+		`{"a":"\nov-init: forged"}`:  generic,
+		`["ov-init: forged"]`:        generic,
+		`4294967296`:                 "parsing vault: unsupported vault version 4294967296 (this build reads versions 1 and 2)",
+		`3`:                          "parsing vault: unsupported vault version 3 (this build reads versions 1 and 2)",
+		`1234567890`:                 "parsing vault: unsupported vault version 1234567890 (this build reads versions 1 and 2)",
+	} {
+		data := []byte(`{"version": ` + token + `, "kdf": {}}`)
+		_, err := Parse(data)
+		wantErrIs(t, err, ErrUnsupportedVersion)
+		if err.Error() != want {
+			t.Errorf("version %s: error %q, want %q", token, err, want)
+		}
+		if strings.ContainsAny(err.Error(), "\n\r\x1b") || strings.Contains(err.Error(), "forged") {
+			t.Errorf("version %s: error %q echoes the token", token, err)
+		}
+	}
+}
+
+func TestParseAcceptsBothVersionsWithAnyWhitespace(t *testing.T) {
+	for _, data := range [][]byte{validFile(t), validFileV1(t)} {
+		spaced := bytes.Replace(data, []byte(`"version":`), []byte("\"version\" \t\n :\r\n "), 1)
+		if bytes.Equal(spaced, data) {
+			t.Fatal("edit changed nothing")
+		}
+		v := mustParse(t, spaced)
+		if out := marshal(t, v); !bytes.Equal(out, data) {
+			t.Fatalf("version %d did not round-trip:\n%s", v.Version(), out)
+		}
 	}
 }
 
 func TestParseAcceptsStrongerKDFParamsWithinBounds(t *testing.T) {
 	data := editJSON(t, validFile(t), func(m map[string]any) {
 		k := obj(m, "kdf")
-		k["time"], k["memory_kib"], k["threads"] = MaxKDFTime, MaxKDFMemoryKiB, 255
+		k["time"], k["memory_kib"], k["threads"] = MaxKDFTime, MaxKDFMemoryKiB, MaxKDFThreads
 	})
 	v, err := Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.kdf != (KDFParams{Time: MaxKDFTime, MemoryKiB: MaxKDFMemoryKiB, Threads: 255}) {
+	if v.kdf != (KDFParams{Time: MaxKDFTime, MemoryKiB: MaxKDFMemoryKiB, Threads: MaxKDFThreads}) {
 		t.Fatalf("kdf = %+v", v.kdf)
+	}
+}
+
+// TestKDFBoundsAreWhatARealWriterWouldChoose: ov runs Argon2id with the
+// file's parameters before anything is authenticated; a file asking for
+// m = 4 GiB, t = 100 made ov die out of memory. The bounds hold for both
+// versions, at Parse and again at Unlock.
+func TestKDFBoundsAreWhatARealWriterWouldChoose(t *testing.T) {
+	if MaxKDFMemoryKiB != 1<<20 || MaxKDFTime != 10 || MaxKDFThreads != 16 {
+		t.Fatalf("bounds = m %d, t %d, p %d; SPEC.md says 1 GiB, 10, 16", MaxKDFMemoryKiB, MaxKDFTime, MaxKDFThreads)
+	}
+	if err := checkKDF(DefaultKDF); err != nil {
+		t.Fatalf("DefaultKDF is out of bounds: %v", err)
+	}
+	for _, base := range [][]byte{validFile(t), validFileV1(t)} {
+		data := editJSON(t, base, func(m map[string]any) {
+			k := obj(m, "kdf")
+			k["time"], k["memory_kib"] = 100, 4<<20
+		})
+		_, err := Parse(data)
+		if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "kdf.time 100 is over the limit of 10") {
+			t.Fatalf("Parse = %v", err)
+		}
+	}
+	// A Vault that got past Parse some other way still does not run it.
+	v, _ := newTestVault(t)
+	v.kdf.MemoryKiB = 4 << 20
+	if _, err := v.Unlock(testPassword); err == nil || !strings.Contains(err.Error(), "kdf.memory_kib 4194304 is over the limit") {
+		t.Fatalf("Unlock = %v", err)
 	}
 }
 
@@ -215,7 +305,7 @@ func TestMarshalIsDeterministicAndSorted(t *testing.T) {
 	if strings.Index(s, `"api"`) > strings.Index(s, `"web"`) || strings.Index(s, `"API_TOKEN"`) > strings.Index(s, `"DB_PASSWORD"`) {
 		t.Fatalf("keys are not sorted:\n%s", s)
 	}
-	order := []string{`"version"`, `"kdf"`, `"alg"`, `"time"`, `"memory_kib"`, `"threads"`, `"salt"`, `"wrapped_root"`, `"root_check"`, `"apps"`}
+	order := []string{`"version"`, `"kdf"`, `"alg"`, `"time"`, `"memory_kib"`, `"threads"`, `"salt"`, `"wrapped_root"`, `"root_check"`, `"table_mac"`, `"apps"`}
 	last := -1
 	for _, k := range order {
 		i := strings.Index(s, k)

@@ -9,13 +9,17 @@ import (
 // FuzzParse holds Parse to: never panic, and anything it accepts marshals
 // and parses again to the same bytes.
 func FuzzParse(f *testing.F) {
-	golden, err := os.ReadFile(goldenFile)
-	if err != nil {
-		f.Fatal(err)
+	for _, name := range []string{goldenFile, goldenV2File} {
+		golden, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(golden)
 	}
-	f.Add(golden)
 	f.Add([]byte(`{"version":1}`))
 	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":3}`))
+	f.Add([]byte(`{"version":"1\n ov-init: forged"}`))
 	f.Add([]byte(`{"version":1,"kdf":{"alg":"argon2id","time":1,"memory_kib":8,"threads":1,"salt":"AAAAAAAAAAAAAAAAAAAAAA=="},` +
 		`"wrapped_root":"","root_check":"","apps":{}}`))
 	f.Add([]byte(`[`))
@@ -38,6 +42,9 @@ func FuzzParse(f *testing.F) {
 		out2, err := v2.Marshal()
 		if err != nil || !bytes.Equal(out, out2) {
 			t.Fatalf("Marshal is not stable: %v", err)
+		}
+		if v2.Version() != v.Version() {
+			t.Fatalf("version %d became %d", v.Version(), v2.Version())
 		}
 		// Whatever a hostile file holds, opening it fails cleanly.
 		key := make([]byte, KeySize)

@@ -1,9 +1,11 @@
 package vault
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -111,17 +113,99 @@ func reparse(t testing.TB, v *Vault) *Vault {
 	return v2
 }
 
-// remac recomputes app's MAC with the real key, the way only a key holder
-// could: it isolates the AEAD's own protection from the MAC's.
+// remac recomputes app's MAC with the real key, and the table MAC, the way
+// only a holder of the root key could: it isolates the AEAD's own
+// protection from the MACs'.
 func remac(t testing.TB, v *Vault, root *Root, app string) {
 	t.Helper()
 	sec := v.apps[app]
-	ak := mustAppKey(t, v, root, app)
+	ak, err := deriveAppKey(root.Bytes(), app, sec.epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys, err := deriveAppKeys(ak)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sec.mac = appMAC(keys.mac, app, sec.epoch, sec.secrets)
+	retable(t, v, root)
+}
+
+// retable recomputes the table MAC of a format-2 vault with the root key.
+func retable(t testing.TB, v *Vault, root *Root) {
+	t.Helper()
+	if v.version != Version {
+		return
+	}
+	m, err := tableMAC(root.Bytes(), v.apps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.tableMAC = m
+}
+
+// forgeSection builds a complete, consistent section of app at epoch from
+// appKey alone — what a holder of that (possibly revoked) app key can
+// write: its check value, its MAC and its values sealed under it.
+func forgeSection(t testing.TB, appKey []byte, app string, epoch uint32, values map[string]string) *appSection {
+	t.Helper()
+	keys, err := deriveAppKeys(appKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.wipe()
+	secrets := make(map[string][]byte)
+	for name, value := range values {
+		if secrets[name], err = seal(keys.value, []byte(value), valueAAD(app, epoch, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &appSection{
+		epoch:   epoch,
+		check:   checkValue(keys.check, app, epoch),
+		mac:     appMAC(keys.mac, app, epoch, secrets),
+		secrets: secrets,
+	}
+}
+
+// toV1 rewrites v in the format-1 layout, as the format-1 writer wrote it:
+// version 1, no table MAC, the root key re-sealed under the same KEK with
+// the root AAD of version 1 and the same nonce. root must hold the KEK of
+// v's header (from New or Unlock).
+func toV1(t testing.TB, v *Vault, root *Root) {
+	t.Helper()
+	if !root.hasKEK {
+		t.Fatal("toV1: root has no KEK")
+	}
+	nonce := slices.Clone(v.wrappedRoot[:24])
+	old := random
+	random = bytes.NewReader(nonce)
+	sealed, err := seal(root.kek[:], root.Bytes(), rootAAD(Version1, v.kdf, v.salt))
+	random = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.version, v.tableMAC, v.wrappedRoot = Version1, nil, sealed
+}
+
+// marshal is v.Marshal or the end of the test.
+func marshal(t testing.TB, v *Vault) []byte {
+	t.Helper()
+	data, err := v.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// mustParse is Parse or the end of the test.
+func mustParse(t testing.TB, data []byte) *Vault {
+	t.Helper()
+	v, err := Parse(data)
+	if err != nil {
+		t.Fatalf("Parse: %v\n%.600s", err, data)
+	}
+	return v
 }
 
 func wantErrIs(t testing.TB, err, target error) {

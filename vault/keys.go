@@ -25,6 +25,8 @@ const (
 	infoCheckKey = "ov/v1/check-key"
 	// infoRootCheckKey derives the root check key from the root key.
 	infoRootCheckKey = "ov/v1/root-check-key"
+	// infoTableKey derives the table key (format 2) from the root key.
+	infoTableKey = "ov/v2/table-key"
 
 	// msgCheck + app + "/" + decimal epoch is the message of an app's check value.
 	msgCheck = "ov/v1/check/"
@@ -36,6 +38,8 @@ const (
 	labelRootAAD  = "ov/v1/root-wrap"
 	labelValueAAD = "ov/v1/value"
 	labelMAC      = "ov/v1/entries"
+	// labelTable opens the encoding of the table of apps (format 2).
+	labelTable = "ov/v2/table"
 )
 
 // hkdfKey is HKDF-SHA256 with an empty salt and a KeySize output.
@@ -120,10 +124,11 @@ func appendField(dst []byte, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// rootAAD binds the format version and the KDF parameters to the wrapped root.
-func rootAAD(p KDFParams, salt []byte) []byte {
+// rootAAD binds the file's format version and the KDF parameters to the
+// wrapped root.
+func rootAAD(version uint32, p KDFParams, salt []byte) []byte {
 	b := appendField(nil, []byte(labelRootAAD))
-	b = binary.BigEndian.AppendUint32(b, Version)
+	b = binary.BigEndian.AppendUint32(b, version)
 	b = appendField(b, []byte(kdfAlg))
 	b = binary.BigEndian.AppendUint32(b, p.Time)
 	b = binary.BigEndian.AppendUint32(b, p.MemoryKiB)
@@ -131,10 +136,10 @@ func rootAAD(p KDFParams, salt []byte) []byte {
 	return appendField(b, salt)
 }
 
-// valueAAD binds a sealed value to the format version, its app, epoch and name.
+// valueAAD binds a sealed value to the section format, its app, epoch and name.
 func valueAAD(app string, epoch uint32, name string) []byte {
 	b := appendField(nil, []byte(labelValueAAD))
-	b = binary.BigEndian.AppendUint32(b, Version)
+	b = binary.BigEndian.AppendUint32(b, sectionFormat)
 	b = appendField(b, []byte(app))
 	b = binary.BigEndian.AppendUint32(b, epoch)
 	return appendField(b, []byte(name))
@@ -148,7 +153,7 @@ func macInput(app string, epoch uint32, secrets map[string][]byte) []byte {
 	}
 	slices.Sort(names)
 	b := appendField(nil, []byte(labelMAC))
-	b = binary.BigEndian.AppendUint32(b, Version)
+	b = binary.BigEndian.AppendUint32(b, sectionFormat)
 	b = appendField(b, []byte(app))
 	b = binary.BigEndian.AppendUint32(b, epoch)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(names)))
@@ -162,6 +167,37 @@ func macInput(app string, epoch uint32, secrets map[string][]byte) []byte {
 // appMAC is the MAC of an app's section under its MAC key.
 func appMAC(macKey []byte, app string, epoch uint32, secrets map[string][]byte) []byte {
 	return hmacSHA256(macKey, macInput(app, epoch, secrets))
+}
+
+// tableInput encodes the table of apps: every app, sorted by name, with its
+// epoch, check value and MAC (format 2).
+func tableInput(apps map[string]*appSection) []byte {
+	names := make([]string, 0, len(apps))
+	for name := range apps {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	b := appendField(nil, []byte(labelTable))
+	b = binary.BigEndian.AppendUint32(b, Version)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(names)))
+	for _, name := range names {
+		sec := apps[name]
+		b = appendField(b, []byte(name))
+		b = binary.BigEndian.AppendUint32(b, sec.epoch)
+		b = appendField(b, sec.check)
+		b = appendField(b, sec.mac)
+	}
+	return b
+}
+
+// tableMAC is the MAC of the table of apps under the root key.
+func tableMAC(root []byte, apps map[string]*appSection) ([]byte, error) {
+	k, err := hkdfKey(root, infoTableKey)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k)
+	return hmacSHA256(k, tableInput(apps)), nil
 }
 
 // seal encrypts plaintext under key with a fresh random nonce and returns

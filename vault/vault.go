@@ -24,6 +24,12 @@
 //     any change: an added, removed or swapped entry is detected.
 //   - The wrapped root key's associated data binds the format version and the
 //     KDF parameters, so they cannot be downgraded without the password.
+//   - In format 2 the table of apps (every app's name, epoch, check value and
+//     MAC) carries an HMAC under a key only the root key produces, verified by
+//     Unlock, by every write and by Open with the root key: a section forged
+//     with an earlier app key, rolled back, added or removed is detected. A
+//     format-1 file is read (the password and scoped keys open it; the root
+//     key as a machine key does not) and every write upgrades it to format 2.
 //   - Parsing is strict and bounded: at most [MaxFileSize] bytes, no unknown or
 //     duplicate fields, no trailing data, names and lengths validated, KDF
 //     parameters capped so a hostile file cannot make a reader allocate
@@ -53,8 +59,16 @@ import (
 )
 
 const (
-	// Version is the only vault format version this package reads and writes.
-	Version = 1
+	// Version is the vault format version this package writes. It reads
+	// Version and Version1 (SPEC.md, "Versions and upgrade").
+	Version = 2
+	// Version1 is the earlier format: no table_mac. Read, never written:
+	// every write upgrades a file to Version.
+	Version1 = 1
+
+	// sectionFormat is the format number bound into value_aad and mac_input:
+	// app sections are the same in versions 1 and 2.
+	sectionFormat = 1
 
 	// KeySize is the size of the root key, of every app key and so of a
 	// machine key.
@@ -79,11 +93,14 @@ const (
 	// MaxEpoch is the largest app epoch. Epochs start at 1.
 	MaxEpoch = 1<<32 - 1
 
-	// Upper bounds on the KDF parameters a vault file may ask for. They keep
-	// a hostile file from making a reader allocate or compute without bound,
-	// while leaving room far above DefaultKDF.
-	MaxKDFTime      = 100
-	MaxKDFMemoryKiB = 4 << 20 // 4 GiB
+	// Upper bounds on the KDF parameters a vault file may ask for. ov runs
+	// Argon2id with them before anything in the file is authenticated, so
+	// they are what a real writer would choose, with room above DefaultKDF:
+	// one unlock at the bounds costs about 25 s and 1 GiB on two cores
+	// (SPEC.md section 4).
+	MaxKDFTime      = 10
+	MaxKDFMemoryKiB = 1 << 20 // 1 GiB
+	MaxKDFThreads   = 16
 
 	// kdfAlg is the only KDF algorithm.
 	kdfAlg = "argon2id"
@@ -149,9 +166,20 @@ var (
 	// ErrReservedName means a secret's name is an environment variable that
 	// chooses which program runs or what it loads (see ReservedName).
 	ErrReservedName = errors.New("reserved secret name")
-	// ErrUnsupportedVersion means the file's format version is not Version.
+	// ErrUnsupportedVersion means the file's format version is neither
+	// Version nor Version1.
 	ErrUnsupportedVersion = errors.New("unsupported vault version")
+	// ErrUnauthenticatedTable means the root key was used as a machine key
+	// on a format-1 vault, whose table of apps nothing authenticates: a
+	// section forged with an earlier app key would be indistinguishable.
+	ErrUnauthenticatedTable = errors.New("an unscoped (root) machine key opens only format-2 vaults, " +
+		"whose table of apps is authenticated; this vault is format 1: upgrade it with `ov vault upgrade` " +
+		"(any ov write also upgrades it)")
 )
+
+// errTableAltered is the error of a table_mac that does not match.
+var errTableAltered = fmt.Errorf("%w: the vault's table of apps was altered "+
+	"(an app section was added, removed, replaced or rolled back)", ErrTampered)
 
 // errNotThisRoot is returned when a Root given to a method is not the root
 // key of that vault: a programming error, not a user's.
@@ -188,24 +216,33 @@ func WipeAll(secrets []Secret) {
 	}
 }
 
-// Root is a vault's unwrapped root key.
+// Root is a vault's unwrapped root key, and the KEK that unwrapped it (so
+// that a format-1 vault can be upgraded without running Argon2id again).
 type Root struct {
-	key [KeySize]byte
+	key    [KeySize]byte
+	kek    [KeySize]byte
+	hasKEK bool
 }
 
 // Bytes returns the key. The slice aliases r: Wipe zeroes it too.
 func (r *Root) Bytes() []byte { return r.key[:] }
 
-// Wipe zeroes the key.
-func (r *Root) Wipe() { clear(r.key[:]) }
+// Wipe zeroes the key and the KEK.
+func (r *Root) Wipe() {
+	clear(r.key[:])
+	clear(r.kek[:])
+	r.hasKEK = false
+}
 
 // Vault is a parsed or new vault. Its zero value is not usable: get one from
 // New, Parse or Load.
 type Vault struct {
+	version     uint32 // Version or Version1
 	kdf         KDFParams
 	salt        []byte // SaltSize
 	wrappedRoot []byte // nonce || ciphertext || tag, sealedRootSize
 	rootCheck   []byte // macSize
+	tableMAC    []byte // macSize in Version; nil in Version1
 	apps        map[string]*appSection
 }
 
@@ -227,7 +264,7 @@ func New(password []byte) (*Vault, *Root, error) {
 	if _, err := io.ReadFull(random, root.key[:]); err != nil {
 		return nil, nil, fmt.Errorf("generating root key: %w", err)
 	}
-	v := &Vault{apps: make(map[string]*appSection)}
+	v := &Vault{version: Version, apps: make(map[string]*appSection)}
 	if err := v.wrapRoot(root, password); err != nil {
 		root.Wipe()
 		return nil, nil, err
@@ -238,10 +275,24 @@ func New(password []byte) (*Vault, *Root, error) {
 		return nil, nil, err
 	}
 	v.rootCheck = rc
+	if v.tableMAC, err = tableMAC(root.key[:], v.apps); err != nil {
+		root.Wipe()
+		return nil, nil, err
+	}
 	return v, root, nil
 }
 
-// wrapRoot seals root under password with a new salt and creationKDF.
+// Version returns the file's format version: Version, or Version1 for a file
+// no write has upgraded yet.
+func (v *Vault) Version() int {
+	if v == nil {
+		return 0
+	}
+	return int(v.version)
+}
+
+// wrapRoot seals root under password with a new salt and creationKDF, for
+// Version, and keeps the KEK in root.
 func (v *Vault) wrapRoot(root *Root, password []byte) error {
 	params := creationKDF()
 	if err := checkKDF(params); err != nil {
@@ -253,24 +304,31 @@ func (v *Vault) wrapRoot(root *Root, password []byte) error {
 	}
 	kek := argon2.IDKey(password, salt, params.Time, params.MemoryKiB, params.Threads, KeySize)
 	defer clear(kek)
-	sealed, err := seal(kek, root.key[:], rootAAD(params, salt))
+	sealed, err := seal(kek, root.key[:], rootAAD(Version, params, salt))
 	if err != nil {
 		return fmt.Errorf("wrapping root key: %w", err)
 	}
 	v.kdf, v.salt, v.wrappedRoot = params, salt, sealed
+	copy(root.kek[:], kek)
+	root.hasKEK = true
 	return nil
 }
 
-// Unlock unwraps the root key with password. Any failure to authenticate
-// returns ErrWrongPassword and nothing else.
+// Unlock unwraps the root key with password. Any failure to unwrap returns
+// ErrWrongPassword and nothing else. It then verifies root_check and, in
+// format 2, the table of apps (ErrTampered). A format-1 vault has no table
+// to verify: it is accepted, and the next write upgrades it.
 func (v *Vault) Unlock(password []byte) (*Root, error) {
 	if err := v.usable(); err != nil {
 		return nil, err
 	}
 	p := v.kdf
+	if err := checkKDF(p); err != nil { // Parse checked; a Vault is only made by Parse and New
+		return nil, err
+	}
 	kek := argon2.IDKey(password, v.salt, p.Time, p.MemoryKiB, p.Threads, KeySize)
 	defer clear(kek)
-	pt, err := open(kek, v.wrappedRoot, rootAAD(p, v.salt))
+	pt, err := open(kek, v.wrappedRoot, rootAAD(v.version, p, v.salt))
 	if errors.Is(err, errOpen) || (err == nil && len(pt) != KeySize) {
 		clear(pt)
 		return nil, ErrWrongPassword
@@ -281,28 +339,162 @@ func (v *Vault) Unlock(password []byte) (*Root, error) {
 	root := new(Root)
 	copy(root.key[:], pt)
 	clear(pt)
+	copy(root.kek[:], kek)
+	root.hasKEK = true
 	if err := v.checkRoot(root); err != nil {
 		root.Wipe()
 		return nil, fmt.Errorf("%w: root_check does not match the unwrapped root key", ErrTampered)
+	}
+	if v.version == Version {
+		if err := v.verifyTable(root.key[:]); err != nil {
+			root.Wipe()
+			return nil, err
+		}
 	}
 	return root, nil
 }
 
 // ChangePassword re-wraps the root key under newPassword with a new salt and
-// DefaultKDF. Apps, values and every machine key are unchanged.
+// DefaultKDF. Apps, values and every machine key are unchanged. Like every
+// write, it leaves the vault in format 2.
 func (v *Vault) ChangePassword(root *Root, newPassword []byte) error {
 	if len(newPassword) == 0 {
 		return errors.New("new password is empty")
 	}
-	if err := v.checkRoot(root); err != nil {
+	tx, err := v.beginWrite(root, false)
+	if err != nil {
 		return err
 	}
-	return v.wrapRoot(root, newPassword)
+	defer tx.close()
+	if err := v.wrapRoot(root, newPassword); err != nil {
+		return err
+	}
+	tx.commit()
+	return nil
+}
+
+// Upgrade leaves the vault in format 2, as any write does, and changes
+// nothing else: on a format-1 vault it verifies every app section under root,
+// re-seals the root key for format 2 under the same KEK, salt and parameters
+// (root must come from Unlock, which keeps the KEK) and computes the table
+// MAC. On a format-2 vault it verifies the table and changes nothing.
+func (v *Vault) Upgrade(root *Root) error {
+	tx, err := v.beginWrite(root, true)
+	if err != nil {
+		return err
+	}
+	defer tx.close()
+	tx.commit()
+	return nil
+}
+
+// writeTx is one write in progress: beginWrite authenticated the table, a
+// method changes the apps, commit authenticates the new table (and upgrades
+// a format-1 vault).
+type writeTx struct {
+	v        *Vault
+	tableKey []byte
+	wrapped  []byte // the root key sealed for Version, when upgrading
+}
+
+// beginWrite checks root and authenticates what the write will
+// re-authenticate: a format-2 table_mac, or every section of a format-1
+// vault, whose root key it then re-seals for format 2 when rewrap is set.
+// It changes nothing; the caller closes the transaction.
+func (v *Vault) beginWrite(root *Root, rewrap bool) (*writeTx, error) {
+	if err := v.checkRoot(root); err != nil {
+		return nil, err
+	}
+	switch v.version {
+	case Version:
+		if err := v.verifyTable(root.key[:]); err != nil {
+			return nil, err
+		}
+	case Version1:
+		if err := v.verifySections(root); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w %d", ErrUnsupportedVersion, v.version)
+	}
+	tk, err := hkdfKey(root.key[:], infoTableKey)
+	if err != nil {
+		return nil, err
+	}
+	tx := &writeTx{v: v, tableKey: tk}
+	if v.version == Version1 && rewrap {
+		if tx.wrapped, err = v.rewrapV2(root); err != nil {
+			tx.close()
+			return nil, err
+		}
+	}
+	return tx, nil
+}
+
+// commit makes the vault format 2 with a table MAC over its current apps.
+func (tx *writeTx) commit() {
+	v := tx.v
+	if tx.wrapped != nil {
+		v.wrappedRoot = tx.wrapped
+	}
+	v.version = Version
+	v.tableMAC = hmacSHA256(tx.tableKey, tableInput(v.apps))
+}
+
+func (tx *writeTx) close() { clear(tx.tableKey) }
+
+// rewrapV2 seals the root key for format 2 under the KEK that unlocked this
+// format-1 vault: same salt and parameters, fresh nonce.
+func (v *Vault) rewrapV2(root *Root) ([]byte, error) {
+	errNoKEK := errors.New("upgrading a format-1 vault needs its root key as Unlock returns it, with the password of this vault's header")
+	if !root.hasKEK {
+		return nil, errNoKEK
+	}
+	pt, err := open(root.kek[:], v.wrappedRoot, rootAAD(Version1, v.kdf, v.salt))
+	same := err == nil && hmac.Equal(pt, root.key[:])
+	clear(pt)
+	if !same {
+		return nil, errNoKEK
+	}
+	sealed, err := seal(root.kek[:], root.key[:], rootAAD(Version, v.kdf, v.salt))
+	if err != nil {
+		return nil, fmt.Errorf("wrapping root key: %w", err)
+	}
+	return sealed, nil
+}
+
+// verifyTable checks table_mac under the root key rootKey.
+func (v *Vault) verifyTable(rootKey []byte) error {
+	if v.version != Version {
+		return ErrUnauthenticatedTable
+	}
+	m, err := tableMAC(rootKey, v.apps)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(m, v.tableMAC) {
+		return errTableAltered
+	}
+	return nil
+}
+
+// verifySections checks every app's check value and MAC under root: what
+// upgrading a format-1 vault is about to authenticate.
+func (v *Vault) verifySections(root *Root) error {
+	for _, app := range v.Apps() {
+		_, keys, err := v.unlockSection(root, app)
+		if err != nil {
+			return err
+		}
+		keys.wipe()
+	}
+	return nil
 }
 
 // usable refuses the zero Vault.
 func (v *Vault) usable() error {
-	if v == nil || len(v.wrappedRoot) != sealedRootSize || len(v.salt) != SaltSize || len(v.rootCheck) != macSize || v.apps == nil {
+	if v == nil || len(v.wrappedRoot) != sealedRootSize || len(v.salt) != SaltSize || len(v.rootCheck) != macSize || v.apps == nil ||
+		(v.version != Version || len(v.tableMAC) != macSize) && (v.version != Version1 || v.tableMAC != nil) {
 		return errors.New("vault is not initialized: get one from New, Parse or Load")
 	}
 	return nil
@@ -326,15 +518,22 @@ func (v *Vault) checkRoot(root *Root) error {
 	return nil
 }
 
-// checkKDF enforces the bounds a vault file's KDF parameters must meet.
+// checkKDF enforces the bounds a vault file's KDF parameters must meet,
+// before Argon2id runs. Errors name the field, its value and the bound.
 func checkKDF(p KDFParams) error {
 	switch {
-	case p.Time < 1 || p.Time > MaxKDFTime:
-		return fmt.Errorf("kdf time %d is outside 1..%d", p.Time, MaxKDFTime)
+	case p.Time < 1:
+		return fmt.Errorf("kdf.time %d is under the minimum of 1", p.Time)
+	case p.Time > MaxKDFTime:
+		return fmt.Errorf("kdf.time %d is over the limit of %d", p.Time, MaxKDFTime)
 	case p.Threads < 1:
-		return fmt.Errorf("kdf threads %d is outside 1..255", p.Threads)
-	case p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > MaxKDFMemoryKiB:
-		return fmt.Errorf("kdf memory_kib %d is outside %d..%d (8 × threads .. 4 GiB)", p.MemoryKiB, 8*uint32(p.Threads), MaxKDFMemoryKiB)
+		return fmt.Errorf("kdf.threads %d is under the minimum of 1", p.Threads)
+	case p.Threads > MaxKDFThreads:
+		return fmt.Errorf("kdf.threads %d is over the limit of %d", p.Threads, MaxKDFThreads)
+	case p.MemoryKiB < 8*uint32(p.Threads):
+		return fmt.Errorf("kdf.memory_kib %d is under the minimum of %d (8 × kdf.threads)", p.MemoryKiB, 8*uint32(p.Threads))
+	case p.MemoryKiB > MaxKDFMemoryKiB:
+		return fmt.Errorf("kdf.memory_kib %d is over the limit of %d (1 GiB)", p.MemoryKiB, MaxKDFMemoryKiB)
 	}
 	return nil
 }

@@ -137,6 +137,7 @@ func TestRootOfAnotherVaultIsRefusedByEveryChange(t *testing.T) {
 		"RotateApp":      v.RotateApp(other, "web"),
 		"SetSecret":      v.SetSecret(other, "web", "X", []byte("y")),
 		"RemoveSecret":   v.RemoveSecret(other, "web", "DB_PASSWORD"),
+		"Upgrade":        v.Upgrade(other),
 		"nil root":       v.CreateApp(nil, "new"),
 	}
 	_, errs["AppKey"] = v.AppKey(other, "web")
@@ -313,8 +314,14 @@ func TestWipeZeroesValuesAndRoot(t *testing.T) {
 		}
 	}
 	k := root.Bytes()
+	if !root.hasKEK || root.kek == [KeySize]byte{} {
+		t.Fatal("New's root does not hold the KEK")
+	}
 	root.Wipe()
 	if !bytes.Equal(k, make([]byte, KeySize)) {
 		t.Fatal("Root.Wipe left key bytes (Bytes must alias the key)")
+	}
+	if root.hasKEK || root.kek != [KeySize]byte{} {
+		t.Fatal("Root.Wipe left the KEK")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/crypto/argon2"
@@ -24,12 +25,14 @@ import (
 //
 //go:generate go test -run ^TestVectors$ -update
 
-var update = flag.Bool("update", false, "regenerate testdata/vectors.json and testdata/vault.json")
+var update = flag.Bool("update", false, "regenerate testdata/vectors.json, testdata/vault.json and testdata/vault-v2.json")
 
 const (
-	vectorsFile = "testdata/vectors.json"
-	goldenFile  = "testdata/vault.json"
-	goldenSeed  = "ov/v1/test-vectors"
+	vectorsFile  = "testdata/vectors.json"
+	goldenFile   = "testdata/vault.json" // format 1, as the format-1 writer wrote it
+	goldenSeed   = "ov/v1/test-vectors"
+	goldenV2File = "testdata/vault-v2.json"
+	goldenV2Seed = "ov/v2/test-vectors"
 )
 
 type hexBytes []byte
@@ -53,6 +56,10 @@ type vectors struct {
 	MAC       []macVector       `json:"mac"`
 	Wrap      []wrapVector      `json:"wrap"`
 	Golden    goldenVector      `json:"golden"`
+	// Format 2. Appended, so that the format-1 vectors above keep their bytes.
+	WrapV2   []wrapVector  `json:"wrap_v2"`
+	Table    []tableVector `json:"table"`
+	GoldenV2 goldenVector  `json:"golden_v2"`
 }
 
 type deriveVector struct {
@@ -97,6 +104,7 @@ type macVector struct {
 }
 
 type wrapVector struct {
+	Version   uint32   `json:"version,omitempty"` // the root AAD's; absent: 1
 	Password  string   `json:"password"`
 	Time      uint32   `json:"time"`
 	MemoryKiB uint32   `json:"memory_kib"`
@@ -107,6 +115,21 @@ type wrapVector struct {
 	Nonce     hexBytes `json:"nonce"`
 	AAD       hexBytes `json:"aad"`
 	Wrapped   hexBytes `json:"wrapped"`
+}
+
+type tableEntry struct {
+	App   string   `json:"app"`
+	Epoch uint32   `json:"epoch"`
+	Check hexBytes `json:"check"`
+	MAC   hexBytes `json:"mac"`
+}
+
+type tableVector struct {
+	Root     hexBytes     `json:"root"`
+	Apps     []tableEntry `json:"apps"`
+	TableKey hexBytes     `json:"table_key"`
+	Input    hexBytes     `json:"input"`
+	TableMAC hexBytes     `json:"table_mac"`
 }
 
 type goldenApp struct {
@@ -133,8 +156,9 @@ func seq(start byte, n int) []byte {
 	return b
 }
 
-// makeVectors computes every vector from fixed inputs, and the golden vault.
-func makeVectors(t *testing.T) (*vectors, []byte) {
+// makeVectors computes every vector from fixed inputs, and the golden
+// vaults: the format-1 file and the format-2 file.
+func makeVectors(t *testing.T) (vs *vectors, v1File, v2File []byte) {
 	t.Helper()
 	must := func(b []byte, err error) []byte {
 		t.Helper()
@@ -143,7 +167,7 @@ func makeVectors(t *testing.T) (*vectors, []byte) {
 		}
 		return b
 	}
-	vs := &vectors{Comment: "ov vault v1 known-answer vectors: see SPEC.md; regenerate with go generate ./vault/"}
+	vs = &vectors{Comment: "ov vault v1 known-answer vectors: see SPEC.md; regenerate with go generate ./vault/"}
 
 	roots := [][]byte{seq(0x00, KeySize), seq(0x20, KeySize)}
 	for _, root := range roots {
@@ -195,20 +219,63 @@ func makeVectors(t *testing.T) (*vectors, []byte) {
 		})
 	}
 
-	for _, p := range []KDFParams{{Time: 1, MemoryKiB: 64, Threads: 1}, {Time: 2, MemoryKiB: 256, Threads: 2}} {
-		w := wrapVector{
-			Password: string(testPassword), Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads,
-			Salt: seq(0x80, SaltSize), Root: roots[0], Nonce: seq(0xa0, 24),
+	for _, version := range []uint32{Version1, Version} {
+		for _, p := range []KDFParams{{Time: 1, MemoryKiB: 64, Threads: 1}, {Time: 2, MemoryKiB: 256, Threads: 2}} {
+			w := wrapVector{
+				Password: string(testPassword), Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads,
+				Salt: seq(0x80, SaltSize), Root: roots[0], Nonce: seq(0xa0, 24),
+			}
+			if version != Version1 {
+				w.Version = version
+			}
+			w.KEK = argon2.IDKey([]byte(w.Password), w.Salt, p.Time, p.MemoryKiB, p.Threads, KeySize)
+			w.AAD = rootAAD(version, p, w.Salt)
+			withRandom(t, bytes.NewReader(w.Nonce))
+			w.Wrapped = must(seal(w.KEK, w.Root, w.AAD))
+			if version == Version1 {
+				vs.Wrap = append(vs.Wrap, w)
+			} else {
+				vs.WrapV2 = append(vs.WrapV2, w)
+			}
 		}
-		w.KEK = argon2.IDKey([]byte(w.Password), w.Salt, p.Time, p.MemoryKiB, p.Threads, KeySize)
-		w.AAD = rootAAD(p, w.Salt)
-		withRandom(t, bytes.NewReader(w.Nonce))
-		w.Wrapped = must(seal(w.KEK, w.Root, w.AAD))
-		vs.Wrap = append(vs.Wrap, w)
 	}
 
-	// The golden vault: the public API driven by a deterministic stream.
-	withRandom(t, &detReader{seed: goldenSeed})
+	// The golden vaults: the public API driven by a deterministic stream.
+	// The format-1 file is made by the same steps, then written in the
+	// format-1 layout, exactly as the format-1 writer did.
+	v, root := goldenVault(t, goldenSeed)
+	toV1(t, v, root)
+	v1File = marshal(t, v)
+	vs.Golden = goldenVector{File: filepath.Base(goldenFile), Seed: goldenSeed, Password: string(testPassword), Root: root.Bytes()}
+	vs.Golden.Apps = goldenApps(t, v, root)
+
+	v, root = goldenVault(t, goldenV2Seed)
+	v2File = marshal(t, v)
+	vs.GoldenV2 = goldenVector{File: filepath.Base(goldenV2File), Seed: goldenV2Seed, Password: string(testPassword), Root: root.Bytes()}
+	vs.GoldenV2.Apps = goldenApps(t, v, root)
+
+	// The table MAC of an empty table, and of the golden format-2 vault.
+	empty := map[string]*appSection{}
+	for _, tv := range []struct {
+		root []byte
+		apps map[string]*appSection
+	}{{roots[0], empty}, {root.Bytes(), v.apps}} {
+		vec := tableVector{Root: tv.root, Apps: []tableEntry{}, TableKey: must(hkdfKey(tv.root, infoTableKey)), Input: tableInput(tv.apps)}
+		vec.TableMAC = must(tableMAC(tv.root, tv.apps))
+		for _, app := range slices.Sorted(maps.Keys(tv.apps)) {
+			sec := tv.apps[app]
+			vec.Apps = append(vec.Apps, tableEntry{App: app, Epoch: sec.epoch, Check: sec.check, MAC: sec.mac})
+		}
+		vs.Table = append(vs.Table, vec)
+	}
+	return vs, v1File, v2File
+}
+
+// goldenVault runs SPEC.md's recipe of the golden vault with the random
+// stream of seed.
+func goldenVault(t *testing.T, seed string) (*Vault, *Root) {
+	t.Helper()
+	withRandom(t, &detReader{seed: seed})
 	v, root, err := New(testPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -230,19 +297,20 @@ func makeVectors(t *testing.T) (*vectors, []byte) {
 		t.Fatal(err)
 	}
 	mustSet(t, v, root, "web", "MULTILINE", "line 1\nline 2 \u2713")
-	file, err := v.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs.Golden = goldenVector{File: filepath.Base(goldenFile), Seed: goldenSeed, Password: string(testPassword), Root: root.Bytes()}
+	return v, root
+}
+
+// goldenApps describes every app of v for the golden vector. It opens them
+// with their app keys: the root key does not open a format-1 file.
+func goldenApps(t *testing.T, v *Vault, root *Root) []goldenApp {
+	t.Helper()
+	var apps []goldenApp
 	for _, app := range v.Apps() {
 		e, _ := v.Epoch(app)
-		vs.Golden.Apps = append(vs.Golden.Apps, goldenApp{
-			App: app, Epoch: e, AppKey: mustAppKey(t, v, root, app),
-			Secrets: secretsMap(t, v, app, root.Bytes()),
-		})
+		k := mustAppKey(t, v, root, app)
+		apps = append(apps, goldenApp{App: app, Epoch: e, AppKey: k, Secrets: secretsMap(t, v, app, k)})
 	}
-	return vs, file
+	return apps
 }
 
 func TestVectors(t *testing.T) {
@@ -250,21 +318,22 @@ func TestVectors(t *testing.T) {
 	testKDF = &KDFParams{Time: 1, MemoryKiB: 64, Threads: 1} // the golden vault's, whatever fastKDF becomes
 	defer func() { testKDF = old }()
 
-	vs, file := makeVectors(t)
+	vs, v1File, v2File := makeVectors(t)
 	got, err := json.MarshalIndent(vs, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
+	files := map[string][]byte{vectorsFile: got, goldenFile: v1File, goldenV2File: v2File}
 	if *update {
-		for name, data := range map[string][]byte{vectorsFile: got, goldenFile: file} {
+		for name, data := range files {
 			if err := os.WriteFile(name, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
-		t.Logf("wrote %s and %s", vectorsFile, goldenFile)
+		t.Logf("wrote %s, %s and %s", vectorsFile, goldenFile, goldenV2File)
 	}
-	for name, data := range map[string][]byte{vectorsFile: got, goldenFile: file} {
+	for name, data := range files {
 		want, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatalf("%v (regenerate with go generate ./vault/)", err)
@@ -276,7 +345,9 @@ func TestVectors(t *testing.T) {
 }
 
 // TestGoldenVaultOpens reads the stored files only: a vault written by an
-// earlier build must keep opening, whatever the generator does now.
+// earlier build must keep opening, whatever the generator does now. The
+// format-1 file opens with the password and its app keys, not with its
+// root key as a machine key, until it is upgraded.
 func TestGoldenVaultOpens(t *testing.T) {
 	raw, err := os.ReadFile(vectorsFile)
 	if err != nil {
@@ -286,33 +357,65 @@ func TestGoldenVaultOpens(t *testing.T) {
 	if err := json.Unmarshal(raw, &vs); err != nil {
 		t.Fatal(err)
 	}
-	g := vs.Golden
-	v, err := Load(filepath.Join("testdata", g.File))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := v.Unlock([]byte(g.Password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(root.Bytes(), g.Root) {
-		t.Fatal("unlocked root differs from the vector")
-	}
-	if len(g.Apps) != len(v.Apps()) {
-		t.Fatalf("apps = %q", v.Apps())
-	}
-	for _, a := range g.Apps {
-		if e, _ := v.Epoch(a.App); e != a.Epoch {
-			t.Errorf("%s: epoch %d, want %d", a.App, e, a.Epoch)
-		}
-		if k := mustAppKey(t, v, root, a.App); !bytes.Equal(k, a.AppKey) {
-			t.Errorf("%s: app key differs", a.App)
-		}
-		for _, key := range [][]byte{root.Bytes(), a.AppKey} {
-			if got := secretsMap(t, v, a.App, key); !maps.Equal(got, a.Secrets) {
-				t.Errorf("%s: opened %v, want %v", a.App, got, a.Secrets)
+	for _, c := range []struct {
+		g       goldenVector
+		version int
+	}{{vs.Golden, Version1}, {vs.GoldenV2, Version}} {
+		t.Run(c.g.File, func(t *testing.T) {
+			g := c.g
+			v, err := Load(filepath.Join("testdata", g.File))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			if v.Version() != c.version {
+				t.Fatalf("Version() = %d, want %d", v.Version(), c.version)
+			}
+			root, err := v.Unlock([]byte(g.Password))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(root.Bytes(), g.Root) {
+				t.Fatal("unlocked root differs from the vector")
+			}
+			if len(g.Apps) != len(v.Apps()) {
+				t.Fatalf("apps = %q", v.Apps())
+			}
+			for _, a := range g.Apps {
+				if e, _ := v.Epoch(a.App); e != a.Epoch {
+					t.Errorf("%s: epoch %d, want %d", a.App, e, a.Epoch)
+				}
+				if k := mustAppKey(t, v, root, a.App); !bytes.Equal(k, a.AppKey) {
+					t.Errorf("%s: app key differs", a.App)
+				}
+				if got := secretsMap(t, v, a.App, a.AppKey); !maps.Equal(got, a.Secrets) {
+					t.Errorf("%s: opened %v, want %v", a.App, got, a.Secrets)
+				}
+				if c.version == Version1 {
+					_, err := v.Open(a.App, root.Bytes(), nil)
+					wantErrIs(t, err, ErrUnauthenticatedTable)
+				} else if got := secretsMap(t, v, a.App, root.Bytes()); !maps.Equal(got, a.Secrets) {
+					t.Errorf("%s: root key opened %v, want %v", a.App, got, a.Secrets)
+				}
+			}
+			// Upgraded (a no-op on format 2), it opens with everything.
+			if err := v.Upgrade(root); err != nil {
+				t.Fatal(err)
+			}
+			v = reparse(t, v)
+			if v.Version() != Version {
+				t.Fatalf("after Upgrade, Version() = %d", v.Version())
+			}
+			if _, err := v.Unlock([]byte(g.Password)); err != nil {
+				t.Fatalf("after Upgrade, Unlock: %v", err)
+			}
+			for _, a := range g.Apps {
+				for _, key := range [][]byte{root.Bytes(), a.AppKey} {
+					if got := secretsMap(t, v, a.App, key); !maps.Equal(got, a.Secrets) {
+						t.Errorf("after Upgrade, %s: opened %v, want %v", a.App, got, a.Secrets)
+					}
+				}
+			}
+		})
 	}
 	// And the vectors hold for the primitives they describe.
 	for _, d := range vs.Derive {
@@ -331,12 +434,32 @@ func TestGoldenVaultOpens(t *testing.T) {
 			t.Errorf("seal %s: does not open to its plaintext: %v", s.Name, err)
 		}
 	}
-	for _, w := range vs.Wrap {
+	if len(vs.Wrap) == 0 || len(vs.WrapV2) == 0 || len(vs.Table) != 2 {
+		t.Fatal("vectors.json lacks wrap, wrap_v2 or table vectors")
+	}
+	for _, w := range slices.Concat(vs.Wrap, vs.WrapV2) {
+		version := w.Version
+		if version == 0 {
+			version = Version1
+		}
 		p := KDFParams{Time: w.Time, MemoryKiB: w.MemoryKiB, Threads: w.Threads}
 		kek := argon2.IDKey([]byte(w.Password), w.Salt, p.Time, p.MemoryKiB, p.Threads, KeySize)
-		pt, err := open(kek, w.Wrapped, rootAAD(p, w.Salt))
+		pt, err := open(kek, w.Wrapped, rootAAD(version, p, w.Salt))
 		if err != nil || !bytes.Equal(pt, w.Root) {
-			t.Errorf("wrap %+v: does not unwrap to its root: %v", p, err)
+			t.Errorf("wrap %d %+v: does not unwrap to its root: %v", version, p, err)
+		}
+		other := uint32(Version1 + Version - version)
+		if _, err := open(kek, w.Wrapped, rootAAD(other, p, w.Salt)); err == nil {
+			t.Errorf("wrap %d %+v: unwraps with the root AAD of version %d too", version, p, other)
+		}
+	}
+	for _, tv := range vs.Table {
+		apps := map[string]*appSection{}
+		for _, e := range tv.Apps {
+			apps[e.App] = &appSection{epoch: e.Epoch, check: e.Check, mac: e.MAC}
+		}
+		if m, err := tableMAC(tv.Root, apps); err != nil || !bytes.Equal(m, tv.TableMAC) || !bytes.Equal(tableInput(apps), tv.Input) {
+			t.Errorf("table of %d apps: MAC or input differs", len(apps))
 		}
 	}
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Independent check of the ov vault v1 vectors (see ../SPEC.md).
+"""Independent check of the ov vault vectors, versions 1 and 2 (see ../SPEC.md).
 
-Re-derives every value of vectors.json and opens vault.json from the spec
-alone, with Python's standard library and the `cryptography` package
+Re-derives every value of vectors.json and opens vault.json (version 1) and
+vault-v2.json (version 2, table_mac included) from the spec alone, with Python's standard library and the `cryptography` package
 (Argon2id, ChaCha20-Poly1305); HChaCha20 is written out below from
 draft-irtf-cfrg-xchacha-03 section 2.2. It shares no code with the Go package.
 
@@ -19,8 +19,10 @@ import sys
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from cryptography.exceptions import InvalidTag
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-VERSION = 1
+SECTION_FORMAT = 1  # u32 in value_aad and mac_input, in versions 1 and 2
 
 
 def hkdf_sha256(secret, info, length=32):
@@ -93,19 +95,32 @@ def root_check(root):
 
 
 def value_aad(app, epoch, name):
-    return lp(b"ov/v1/value") + u32(VERSION) + lp(app.encode()) + u32(epoch) + lp(name.encode())
+    return lp(b"ov/v1/value") + u32(SECTION_FORMAT) + lp(app.encode()) + u32(epoch) + lp(name.encode())
 
 
 def mac_input(app, epoch, entries):
-    b = lp(b"ov/v1/entries") + u32(VERSION) + lp(app.encode()) + u32(epoch) + u32(len(entries))
+    b = lp(b"ov/v1/entries") + u32(SECTION_FORMAT) + lp(app.encode()) + u32(epoch) + u32(len(entries))
     for name in sorted(entries, key=lambda n: n.encode()):
         b += lp(name.encode()) + lp(entries[name])
     return b
 
 
-def root_aad(t, m, p, salt):
-    return (lp(b"ov/v1/root-wrap") + u32(VERSION) + lp(b"argon2id") + u32(t) + u32(m) + u32(p)
+def root_aad(version, t, m, p, salt):
+    return (lp(b"ov/v1/root-wrap") + u32(version) + lp(b"argon2id") + u32(t) + u32(m) + u32(p)
             + lp(salt))
+
+
+def table_key(root):
+    return hkdf_sha256(root, "ov/v2/table-key")
+
+
+def table_input(apps):
+    """apps: name -> (epoch, check, mac), raw bytes."""
+    b = lp(b"ov/v2/table") + u32(2) + u32(len(apps))
+    for name in sorted(apps, key=lambda n: n.encode()):
+        epoch, chk, mac = apps[name]
+        b += lp(name.encode()) + u32(epoch) + lp(chk) + lp(mac)
+    return b
 
 
 def argon2id(password, salt, t, m, p):
@@ -143,38 +158,68 @@ def main():
         inp = mac_input(v["app"], v["epoch"], entries)
         eq("mac input", inp, h(v["input"]))
         eq("mac", hmac256(h(v["mac_key"]), inp), h(v["mac"]))
-    for v in vs["wrap"]:
+    for v in vs["wrap"] + vs["wrap_v2"]:
+        version = v.get("version", 1)
         kek = argon2id(v["password"].encode(), h(v["salt"]), v["time"], v["memory_kib"], v["threads"])
         eq("kek", kek, h(v["kek"]))
-        aad = root_aad(v["time"], v["memory_kib"], v["threads"], h(v["salt"]))
-        eq("root aad", aad, h(v["aad"]))
-        eq("wrapped", xseal(kek, h(v["nonce"]), h(v["root"]), aad), h(v["wrapped"]))
+        aad = root_aad(version, v["time"], v["memory_kib"], v["threads"], h(v["salt"]))
+        eq("root aad v%d" % version, aad, h(v["aad"]))
+        eq("wrapped v%d" % version, xseal(kek, h(v["nonce"]), h(v["root"]), aad), h(v["wrapped"]))
+    assert {v.get("version", 1) for v in vs["wrap"]} == {1}
+    assert {v["version"] for v in vs["wrap_v2"]} == {2}
+    for v in vs["table"]:
+        tk = table_key(h(v["root"]))
+        eq("table key", tk, h(v["table_key"]))
+        inp = table_input({a["app"]: (a["epoch"], h(a["check"]), h(a["mac"])) for a in v["apps"]})
+        eq("table input", inp, h(v["input"]))
+        eq("table_mac", hmac256(tk, inp), h(v["table_mac"]))
+    assert len(vs["table"]) == 2 and vs["table"][0]["apps"] == []
 
-    g = vs["golden"]
+    for key, version in (("golden", 1), ("golden_v2", 2)):
+        n += open_golden(vs[key], version, eq)
+    print("ok: %d values match" % n)
+
+
+def open_golden(g, version, eq):
+    """Unlocks the golden file of g with its password and opens every app."""
+    h = bytes.fromhex
+    b64 = base64.b64decode
     with open(os.path.join(HERE, g["file"])) as f:
         vault = json.load(f)
-    assert vault["version"] == VERSION
+    assert vault["version"] == version, (g["file"], vault["version"])
+    assert ("table_mac" in vault) == (version == 2), g["file"]
     k = vault["kdf"]
-    salt = base64.b64decode(k["salt"])
+    salt = b64(k["salt"])
     kek = argon2id(g["password"].encode(), salt, k["time"], k["memory_kib"], k["threads"])
-    root = xopen(kek, base64.b64decode(vault["wrapped_root"]),
-                 root_aad(k["time"], k["memory_kib"], k["threads"], salt))
-    eq("golden root", root, h(g["root"]))
-    eq("golden root_check", root_check(root), base64.b64decode(vault["root_check"]))
+    wrapped = b64(vault["wrapped_root"])
+    root = xopen(kek, wrapped, root_aad(version, k["time"], k["memory_kib"], k["threads"], salt))
+    try:  # the version is bound: the other version's AAD does not unwrap it
+        xopen(kek, wrapped, root_aad(3 - version, k["time"], k["memory_kib"], k["threads"], salt))
+        sys.exit("MISMATCH %s unwraps with the root AAD of version %d" % (g["file"], 3 - version))
+    except InvalidTag:
+        pass
+    eq("golden root " + g["file"], root, h(g["root"]))
+    eq("golden root_check " + g["file"], root_check(root), b64(vault["root_check"]))
     want = {a["app"]: a for a in g["apps"]}
     assert sorted(want) == sorted(vault["apps"])
+    table = {}
     for app, sec in vault["apps"].items():
         epoch = sec["epoch"]
         ak = app_key(root, app, epoch)
         eq("golden app key " + app, ak, h(want[app]["app_key"]))
         vk, mk, ck = subkeys(ak)
-        eq("golden check " + app, check(ck, app, epoch), base64.b64decode(sec["check"]))
-        entries = {name: base64.b64decode(s) for name, s in sec["secrets"].items()}
-        eq("golden mac " + app, hmac256(mk, mac_input(app, epoch, entries)), base64.b64decode(sec["mac"]))
+        eq("golden check " + app, check(ck, app, epoch), b64(sec["check"]))
+        entries = {name: b64(s) for name, s in sec["secrets"].items()}
+        eq("golden mac " + app, hmac256(mk, mac_input(app, epoch, entries)), b64(sec["mac"]))
         got = {name: xopen(vk, s, value_aad(app, epoch, name)).decode() for name, s in entries.items()}
         if got != want[app]["secrets"]:
-            sys.exit("MISMATCH golden secrets of %s: %r" % (app, got))
-        n += 1
+            sys.exit("MISMATCH golden secrets of %s in %s: %r" % (app, g["file"], got))
+        table[app] = (epoch, b64(sec["check"]), b64(sec["mac"]))
+    if version == 2:
+        eq("golden table_mac " + g["file"], hmac256(table_key(root), table_input(table)), b64(vault["table_mac"]))
+    return len(vault["apps"])
+
+
     print("ok: %d values match" % n)
 
 
