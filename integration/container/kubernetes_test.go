@@ -426,7 +426,7 @@ func TestKubernetesKeyOutsideTheRecipeIsRefused(t *testing.T) {
 		{name: "defaultMode left out: 0644", mode: 0o644, subPath: true, user: "0:0",
 			want: []string{"machine key has permissions 0644 — must be 0600"}},
 		{name: "runAsUser 10001 instead of 0", mode: 0o600, subPath: true, user: "10001:10001",
-			want: []string{"opening machine key: permission denied", "run ov-init as root with --user"}},
+			want: []string{"machine key is owned by uid 0 but current uid is 10001", "run ov-init as root with --user"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := newK8sPod(t)
