@@ -75,7 +75,7 @@ func Main(args []string) int {
 	if err != nil || len(data) > maxConfig || cfg.UnmarshalBinary(data) != nil {
 		return fail(sock, reaper.ExitInternal, errors.New("exec stage started without a valid configuration"))
 	}
-	err = run(cfg, args[3:])
+	err = run(cfg, args[3:], sock)
 	status := reaper.ExitConfig
 	var ee *reaper.ExecError
 	if errors.As(err, &ee) {
@@ -86,19 +86,28 @@ func Main(args []string) int {
 
 // invalid is the end of a stage started by hand or by something else.
 func invalid() int {
-	fmt.Fprintln(os.Stderr, "ov-init: exec stage started without a valid configuration")
+	say("exec stage started without a valid configuration")
 	return reaper.ExitInternal
 }
 
-// fail reports err on stderr and status to PID 1, and returns status.
+// fail reports status to PID 1, then err on stderr, and returns status.
+// The status goes first: if stderr is gone, PID 1 still knows.
 func fail(sock *os.File, status int, err error) int {
-	fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
 	_, _ = sock.Write([]byte{byte(status)})
+	say("%v", err)
 	return status
 }
 
-// run returns only on failure.
-func run(cfg Config, argv []string) error {
+// say writes one line to stderr with write(2) itself. Through os.Stderr, a
+// write to a closed pipe raises SIGPIPE, which would end the stage before
+// it could tell PID 1 anything; here it is only an error, ignored.
+func say(format string, args ...any) {
+	_, _ = unix.Write(2, []byte(fmt.Sprintf("ov-init: "+format+"\n", args...)))
+}
+
+// run returns only on failure. Just before execve it writes the 0 byte
+// that tells PID 1 the app is starting (see reaper.Config.ReadyFD).
+func run(cfg Config, argv []string, sock *os.File) error {
 	// no_new_privs and the bounding set belong to one thread, and execve
 	// takes the calling thread's: stay on one to the end.
 	runtime.LockOSThread()
@@ -125,6 +134,13 @@ func run(cfg Config, argv []string) error {
 		if err := drop(acct); err != nil {
 			return err
 		}
+		// Changing credentials resets the dumpable flag to
+		// fs.suid_dumpable, which a host may set to 1: the app's user
+		// could then ptrace this process, which still holds the
+		// secrets (and Go heap copies of key material).
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			return fmt.Errorf("--user: prctl(PR_SET_DUMPABLE): %v", err)
+		}
 		if acct.Home != "" {
 			env = setenv(env, "HOME", acct.Home, false)
 		}
@@ -139,6 +155,9 @@ func run(cfg Config, argv []string) error {
 		return err
 	}
 	logf(cfg, 1, "executing %q", path)
+	if _, err := sock.Write([]byte{0}); err != nil {
+		return fmt.Errorf("telling PID 1 that the app starts: %v", err)
+	}
 	err = syscall.Exec(path, argv, env)
 	if err == syscall.ENOEXEC {
 		if shArgv, ok := reaper.ShellFallback(path, argv); ok {
@@ -254,6 +273,6 @@ func setenv(env []string, name, value string, keep bool) []string {
 
 func logf(cfg Config, level int, format string, args ...any) {
 	if cfg.Verbose >= level {
-		fmt.Fprintf(os.Stderr, "ov-init: "+format+"\n", args...)
+		say(format, args...)
 	}
 }

@@ -15,10 +15,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -300,5 +303,50 @@ func TestUserAppCannotRegainPrivileges(t *testing.T) {
 				t.Errorf("--user 0:0: want no_new_privs and the bounding set kept:\n%s", r.stdout)
 			}
 		})
+	}
+}
+
+// With stderr a pipe nobody reads, a write raises SIGPIPE. The exec stage
+// must still tell PID 1 its status: a stage that died of its own error
+// message read as "the app ran and was killed by SIGPIPE", which -e 141
+// turned into 0.
+func TestClosedStderrNeverHidesAFailureBeforeTheApp(t *testing.T) {
+	s := newSecretsSetup(t)
+	run := func(args ...string) int {
+		t.Helper()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		defer w.Close()
+		cmd := exec.Command(ovInit, args...)
+		cmd.Stderr = w
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("ov-init %q still running after 5s", args)
+		}
+		return cmd.ProcessState.ExitCode()
+	}
+	missing := filepath.Join(s.dir, "missing.kek")
+	if code := run(withApp(s.flags("web", missing, "-e", "141"), s.touchApp()...)...); code != 78 {
+		t.Errorf("missing key, stderr closed, -e 141: exit %d, want 78", code)
+	}
+	s.assertAppNeverStarted(t)
+	// At -v the stage logs on its way to the app: that must not kill it.
+	if code := run(withApp(s.flags("web", s.webKey, "-v", "-e", "141"), s.touchApp()...)...); code != 0 {
+		t.Errorf("good key, stderr closed, -v: exit %d, want 0 from the app", code)
+	}
+	if _, err := os.Stat(s.marker); err != nil {
+		t.Errorf("the app did not run with stderr closed at -v: %v", err)
 	}
 }

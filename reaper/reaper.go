@@ -25,10 +25,12 @@ type Config struct {
 	// ReadyFD, when not 0, marks a child that is ov-init's own exec stage:
 	// it gets one end of a stream socket pair as this fd (see FreeFD).
 	// PID 1 writes Stage into it and shuts its side for writing; the stage
-	// reads to end of file, marks the fd close-on-exec and execs the app.
-	// End of file with no byte back means the app runs; one byte back is
-	// the stage's own failure status, which Run returns as it is (never
-	// remapped: a configuration failure must not pass for the app's exit).
+	// reads to end of file, marks the fd close-on-exec, writes a 0 byte
+	// and execs the app. A 0 then end of file means the app runs; any other
+	// byte is the stage's own failure status, and end of file with no byte
+	// a stage that died before it could say so: Run returns either as
+	// ov-init's status, never remapped (a configuration failure must not
+	// pass for the app's exit).
 	// Signals are held until the app runs, so none reaches the exec stage
 	// (which would die of it) and none is lost.
 	ReadyFD int
@@ -63,7 +65,7 @@ const leftoverGrace = 5 * time.Second
 // remaining processes get SIGTERM, then SIGKILL after Grace (5s when unset),
 // and are reaped before Run returns.
 func Run(cfg Config, sigs *Signals) int {
-	r := &supervisor{cfg: cfg, sigs: sigs, stageFail: -1}
+	r := &supervisor{cfg: cfg, sigs: sigs, stageFail: stageExeced}
 	if os.Getpid() != 1 {
 		// Orphans of the app would otherwise go to the real init and
 		// escape reaping.
@@ -90,7 +92,7 @@ type supervisor struct {
 	pid  int // the app (or its exec stage: same pid)
 
 	held       []syscall.Signal // signals that came before the app ran
-	stageFail  int              // the exec stage's failure status, or -1
+	stageFail  int              // the exec stage's failure status, stageSilent, or stageExeced
 	logBroken  bool             // stderr's reader has gone: log no more
 	ownSIGPIPE bool             // a SIGPIPE of our own writing is on its way
 	running    bool             // the app runs: forward rather than hold
@@ -154,10 +156,10 @@ func (r *supervisor) loop(ready <-chan int) int {
 	}
 }
 
-// stageResult takes the exec stage's verdict: -1 when it execed the app,
-// else its failure status. It reports whether the app runs.
+// stageResult takes the exec stage's verdict (see handOff). It reports
+// whether the app runs.
 func (r *supervisor) stageResult(status int) bool {
-	if status < 0 {
+	if status == stageExeced {
 		r.running = true
 		return true
 	}
@@ -256,7 +258,16 @@ func (r *supervisor) finish(ws syscall.WaitStatus) int {
 		r.graceTimer.Stop()
 	}
 	r.stopLeftovers()
-	if r.stageFail >= 0 {
+	switch {
+	case r.stageFail == stageSilent:
+		// Killed, say by the OOM killer, before it could speak: its
+		// status is still ov-init's own, never remapped, never 0.
+		r.errorf("the exec stage ended before starting the app: %s", describe(ws))
+		if code := exitStatus(ws); code != 0 {
+			return code
+		}
+		return ExitInternal
+	case r.stageFail >= 0:
 		// The stage said why on stderr; its status is ov-init's own,
 		// not the app's, so --remap-exit does not apply.
 		return r.stageFail
@@ -434,24 +445,36 @@ func (r *supervisor) start() (<-chan int, error) {
 	return ready, nil
 }
 
+// Verdicts of the exec stage, as handOff reports them.
+const (
+	stageExeced = -1 // it said it was executing the app, and did
+	stageSilent = -2 // it ended without a word: killed, or it could not write
+)
+
 // handOff sends the exec stage its configuration, then waits for its
-// verdict: end of file alone when it execs the app (the socket is
-// close-on-exec there), one status byte first when it fails. A stage that
-// dies without a word also reads as end of file; its exit is then the app's.
+// verdict. The stage writes a 0 byte just before execve and nothing after
+// it (the socket is close-on-exec there), so 0 then end of file means the
+// app runs. Any other byte, first or after the 0 (execve failed), is the
+// stage's failure status. End of file with no byte at all means the stage
+// died before it could say anything, which is never taken for the app.
 func handOff(stage *os.File, config []byte, ready chan<- int) {
 	defer stage.Close()
 	// EPIPE: the stage died before reading; its exit tells the rest.
 	_, _ = stage.Write(config)
 	_ = unix.Shutdown(int(stage.Fd()), unix.SHUT_WR)
+	verdict := stageSilent
 	var b [1]byte
 	for {
 		n, err := stage.Read(b[:])
 		if n == 1 {
-			ready <- int(b[0])
-			return
+			if b[0] != 0 {
+				ready <- int(b[0])
+				return
+			}
+			verdict = stageExeced
 		}
 		if err != nil {
-			ready <- -1
+			ready <- verdict
 			return
 		}
 	}

@@ -41,7 +41,7 @@ func readyFD() int {
 
 // readyScript stands in for the exec stage: it is not ready to take USR1
 // for half a second, then traps it and closes fd 3 (as execve would).
-const readyScript = `sleep 0.5; trap 'echo got USR1; exit 0' USR1; exec 3>&-; while :; do sleep 0.05; done`
+const readyScript = `sleep 0.5; trap 'echo got USR1; exit 0' USR1; printf '\000' >&3; exec 3>&-; while :; do sleep 0.05; done`
 
 func runEarlySignal(t *testing.T, waitReady bool) (int, string) {
 	t.Helper()
@@ -198,8 +198,21 @@ func TestStageFailureIsNeverRemapped(t *testing.T) {
 // Control: a stage that execs (closes the socket without a byte) is the
 // app, and the app's 78 is remapped.
 func TestAppStatusIsRemappedAfterTheStage(t *testing.T) {
-	code, _ := runStage(t, `exec 3>&-; exit 78`, 78, "")
+	code, _ := runStage(t, `printf '\000' >&3; exec 3>&-; exit 78`, 78, "")
 	if code != 0 {
 		t.Errorf("exit %d, want 0: the app's 78 remapped", code)
+	}
+}
+
+// A stage that ends without a word (killed, or unable to write) never
+// passes for the app: its status is ov-init's, not remapped.
+func TestSilentStageIsNeverTakenForTheApp(t *testing.T) {
+	code, _ := runStage(t, `exec 3>&-; kill -PIPE $$`, 141, "")
+	if code != 141 {
+		t.Errorf("exit %d, want 141 unremapped", code)
+	}
+	code, _ = runStage(t, `exec 3>&-; exit 0`, 0, "")
+	if code != ExitInternal {
+		t.Errorf("a stage that exits 0 without a word: exit %d, want %d", code, ExitInternal)
 	}
 }
