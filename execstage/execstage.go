@@ -102,7 +102,8 @@ func fail(sock *os.File, status int, err error) int {
 // write to a closed pipe raises SIGPIPE, which would end the stage before
 // it could tell PID 1 anything; here it is only an error, ignored.
 func say(format string, args ...any) {
-	_, _ = unix.Write(2, []byte(fmt.Sprintf("ov-init: "+format+"\n", args...)))
+	line := shellquote.Line(fmt.Sprintf(format, args...))
+	_, _ = unix.Write(2, []byte("ov-init: "+line+"\n"))
 }
 
 // run returns only on failure. Just before execve it writes the 0 byte

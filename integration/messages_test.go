@@ -225,3 +225,23 @@ func TestSuggestedCommandsQuotePathsForTheShell(t *testing.T) {
 		f.fails(1, []string{"e.g. --out '" + filepath.Join(dir, "machine.kek") + "'\n"}, "", "auth", "derive-machine-key", "--out", dir, "--app", "web")
 	})
 }
+
+// A parser's error repeats what it did not understand. Bytes there that do
+// not print are escaped: a crafted argument cannot forge a second line or
+// send escape sequences to the operator's terminal.
+func TestUnknownFlagWithControlBytesStaysOneLine(t *testing.T) {
+	bad := "--x\nov-init: FORGED\x1b[31m\xff"
+	for _, bin := range []string{ovInit, ovBin} {
+		cmd := exec.Command(bin, bad, "--", "true")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Errorf("%s: exit %d (%v), want 2", filepath.Base(bin), code, err)
+		}
+		out := stderr.String()
+		if strings.Count(out, "\n") != 1 || strings.ContainsAny(out, "\x1b\xff") || !strings.Contains(out, `\x0a`) {
+			t.Errorf("%s: stderr %q, want one line with the bytes escaped", filepath.Base(bin), out)
+		}
+	}
+}

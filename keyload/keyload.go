@@ -168,6 +168,11 @@ func unsearchableDir(path string) string {
 // refers to, through /proc/self/fd. Without /proc it opens path again with
 // openFlags; the caller then confirms that it is the same inode.
 func reopenKey(pathFD int, path string) (int, *Error) {
+	if !isProc(fdDir) {
+		// Not the kernel's /proc (none mounted, or something mounted in
+		// its place): its fd/N could point anywhere, a device included.
+		return openKey(path)
+	}
 	fd, err := openFile(fdDir+strconv.Itoa(pathFD), reopenFlags)
 	switch err {
 	case nil:
@@ -176,6 +181,13 @@ func reopenKey(pathFD int, path string) (int, *Error) {
 		return openKey(path)
 	}
 	return -1, &Error{Kind: KindOpen, Path: path, Err: err, euid: unix.Geteuid()}
+}
+
+// isProc reports whether dir is on a proc file system. A variable so that a
+// test can stand in for a /proc that is not one.
+var isProc = func(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
 }
 
 // openKey opens path with openFlags. When the open fails it says why in

@@ -620,3 +620,33 @@ func TestKeyBehindAnUnsearchableDirectoryNamesTheDirectory(t *testing.T) {
 		t.Errorf("control: key behind a 0711 directory: %s", out[2])
 	}
 }
+
+// A /proc that is not the kernel's (a tmpfs mounted in its place, whose
+// fd/N links anywhere) is not trusted to reopen the key: the path is
+// opened again instead, and its inode compared.
+func TestKeyIsNotReopenedThroughAProcThatIsNotProcfs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "machine.kek")
+	writeKeyFile(t, path, goodKey, 0o600)
+	saved := isProc
+	isProc = func(string) bool { return false }
+	t.Cleanup(func() { isProc = saved })
+	opens := watchOpens(t, nil)
+	k, err := load(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Wipe()
+	for _, o := range *opens {
+		if strings.HasPrefix(o.path, fdDir) {
+			t.Errorf("Load opened %v through a /proc that is not procfs", o)
+		}
+	}
+	if n := len(*opens); n != 2 || (*opens)[1] != (openCall{path, openFlags}) {
+		t.Errorf("Load opened %v, want the O_PATH lookup, then open(%q, O_RDONLY|O_NOFOLLOW|…)", *opens, path)
+	}
+	// Control: the real check knows this machine's /proc, and a
+	// directory that is not one.
+	if !saved(fdDir) || saved(t.TempDir()) {
+		t.Errorf("isProc(%s) = %v, isProc(a temporary directory) = %v; want true, false", fdDir, saved(fdDir), saved(t.TempDir()))
+	}
+}

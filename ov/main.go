@@ -18,6 +18,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/ov-init/ov-init/execstage"
+	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/ovinit"
 	"github.com/ov-init/ov-init/reaper"
 )
@@ -112,10 +113,11 @@ func report(err error) int {
 	case errors.As(err, &status):
 		return int(status)
 	case errors.As(err, &usage):
-		fmt.Fprintf(os.Stderr, "ov: %v (see ov --help)\n", err)
+		fmt.Fprintf(os.Stderr, "ov: %s (see ov --help)\n", shellquote.Line(err.Error()))
 		return exitUsage
 	}
-	fmt.Fprintf(os.Stderr, "ov: %v\n", err)
+	// One line, whatever bytes a parser or a file put in the message.
+	fmt.Fprintf(os.Stderr, "ov: %s\n", shellquote.Line(err.Error()))
 	return exitFailure
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/reaper"
 )
 
@@ -70,7 +71,7 @@ func parse(args, env []string) (Options, int, bool) {
 		BytesOption,
 	)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+		fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
 		return Options{}, reaper.ExitInternal, false
 	}
 	ctx, err := parser.Parse(args)
@@ -137,7 +138,8 @@ func usageError(err error) int {
 	if errors.As(err, &pe) {
 		msg = pe.Error()
 	}
-	fmt.Fprintf(os.Stderr, "ov-init: %s (see ov-init --help)\n", msg)
+	// kong repeats what it did not understand, bytes and all.
+	fmt.Fprintf(os.Stderr, "ov-init: %s (see ov-init --help)\n", shellquote.Line(msg))
 	return reaper.ExitUsage
 }
 

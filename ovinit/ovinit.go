@@ -15,6 +15,7 @@ import (
 
 	"github.com/ov-init/ov-init/account"
 	"github.com/ov-init/ov-init/execstage"
+	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/privs"
 	"github.com/ov-init/ov-init/reaper"
 	"github.com/ov-init/ov-init/vault"
@@ -57,13 +58,13 @@ type Options struct {
 func Run(o Options, sigs *reaper.Signals) int {
 	cfg, err := o.config()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+		fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
 		return reaper.ExitUsage
 	}
 	if o.App == "" {
 		path, err := reaper.LookPath(o.Command[0], o.Env)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+			fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
 			return err.(*reaper.ExecError).Status()
 		}
 		cfg.Path, cfg.Argv = path, o.Command
@@ -74,7 +75,7 @@ func Run(o Options, sigs *reaper.Signals) int {
 			}
 			acct, err := account.Lookup(o.User)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+				fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
 				return reaper.ExitConfig
 			}
 			cfg.Credential = &acct.Credential
@@ -100,7 +101,7 @@ func Run(o Options, sigs *reaper.Signals) int {
 	}
 	b, err := stage.MarshalBinary()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+		fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
 		return reaper.ExitInternal
 	}
 	cfg.ReadyFD = reaper.FreeFD()
@@ -117,7 +118,7 @@ func restrict(uid uint32, verbose int) func() error {
 		if uid != 0 {
 			if err := privs.DropBoundingSet(); errors.Is(err, privs.ErrBoundingSetKept) {
 				if verbose >= 1 {
-					fmt.Fprintf(os.Stderr, "ov-init: %v\n", err)
+					fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
 				}
 			} else if err != nil {
 				return err

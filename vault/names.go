@@ -57,36 +57,49 @@ func validValue(name string, value []byte) error {
 	return nil
 }
 
-// reservedNames are environment variables that decide which program runs or
-// which code a program loads: the command search path, the dynamic loader's
-// and glibc's hooks, shell start-up files and word splitting, and the
-// module and option hooks of common interpreters. A secret must never set
-// one: whoever can write a vault (or holds a revoked key) would choose the
-// code that runs, as root when ov-init starts as root.
+// reservedNames are environment variables that decide which program runs
+// or which code a program loads or runs: the command search path; every
+// variable glibc itself drops for setuid programs (its UNSECURE_ENVVARS);
+// shell start-up files, word splitting, prompts and options; the helper
+// programs that libraries and tools start on their own (BROWSER, EDITOR,
+// PAGER); TLS libraries' module loading; and the code and option hooks of
+// common interpreters and runtimes. A secret must never set one: whoever
+// can write a vault (or holds a revoked key) would choose the code that
+// runs, as root when ov-init starts as root.
 var reservedNames = map[string]bool{
 	"PATH": true,
-	// glibc: gconv modules, locale data, the getconf helper.
-	"GCONV_PATH": true, "GETCONF_DIR": true, "LOCPATH": true, "NLSPATH": true,
-	// shells: start-up files, word splitting, options, prompt expansion.
-	"BASH_ENV": true, "ENV": true, "IFS": true, "SHELLOPTS": true, "BASHOPTS": true,
-	"PS4": true, "PROMPT_COMMAND": true, "CDPATH": true,
-	// interpreters: module search paths, start-up code, injected options.
-	"PYTHONPATH": true, "PYTHONHOME": true, "PYTHONSTARTUP": true, "PYTHONINSPECT": true,
-	"PERL5LIB": true, "PERLLIB": true, "PERL5OPT": true,
-	"RUBYLIB": true, "RUBYOPT": true,
-	"NODE_OPTIONS": true, "NODE_PATH": true,
-	"JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "JDK_JAVA_OPTIONS": true, "CLASSPATH": true,
-	"LUA_PATH": true, "LUA_CPATH": true, "PHPRC": true, "PHP_INI_SCAN_DIR": true,
+	// glibc's UNSECURE_ENVVARS (LD_* below).
+	"GCONV_PATH": true, "GETCONF_DIR": true, "GLIBC_TUNABLES": true, "HOSTALIASES": true,
+	"LOCALDOMAIN": true, "LOCPATH": true, "MALLOC_TRACE": true, "NIS_PATH": true, "NLSPATH": true,
+	"RESOLV_HOST_CONF": true, "RES_OPTIONS": true, "TMPDIR": true, "TZDIR": true,
+	// shells.
+	"ENV": true, "IFS": true, "SHELLOPTS": true, "BASHOPTS": true, "PS4": true,
+	"PROMPT_COMMAND": true, "CDPATH": true, "ZDOTDIR": true, "SHELL": true,
+	// programs that other programs start.
+	"BROWSER": true, "EDITOR": true, "VISUAL": true, "PAGER": true, "MANPAGER": true,
+	"GIT_SSH_COMMAND": true, "GIT_SSH": true, "GIT_EXEC_PATH": true, "GIT_ASKPASS": true,
+	"GIT_EDITOR": true, "GIT_PAGER": true, "GIT_EXTERNAL_DIFF": true, "GIT_PROXY_COMMAND": true,
+	"GIT_CONFIG_GLOBAL": true, "GIT_CONFIG_SYSTEM": true, "GIT_CONFIG_COUNT": true, "SSH_ASKPASS": true,
+	// TLS libraries load engines and providers named here.
+	"OPENSSL_CONF": true, "OPENSSL_MODULES": true, "OPENSSL_ENGINES": true,
+	// interpreters and runtimes (PYTHON*, PERL*, RUBY*, LUA_*, … below).
+	"NODE_OPTIONS": true, "NODE_PATH": true, "NODE_REPL_EXTERNAL_MODULE": true,
+	"CLASSPATH": true, "JAVA_TOOL_OPTIONS": true, "JDK_JAVA_OPTIONS": true, "JAVA_OPTIONS": true,
+	"PHPRC": true, "PHP_INI_SCAN_DIR": true, "TCLLIBPATH": true, "GEM_PATH": true, "GEM_HOME": true,
+	"RUBYGEMS_GEMDEPS": true, "R_PROFILE": true, "R_PROFILE_USER": true, "R_LIBS": true, "R_LIBS_USER": true,
+	"DOTNET_STARTUP_HOOKS": true, "CORECLR_PROFILER_PATH": true,
 }
 
-// reservedPrefixes are families of such variables: every LD_* variable of
-// the dynamic loader (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, …).
-var reservedPrefixes = []string{"LD_"}
-
+// reservedPrefixes are whole families of such variables: the dynamic
+// loader's (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, …), bash's (BASH_ENV,
+// exported functions), and the interpreters' whose every variable is a
+// setting of the interpreter (PYTHONWARNINGS can import a module,
+// PERL5DB and PERL5OPT run code, LUA_INIT is code).
+var reservedPrefixes = []string{"LD_", "DYLD_", "BASH_", "PYTHON", "PERL", "RUBY", "LUA_", "_JAVA_"}
 // ReservedName reports, as an error naming the variable, whether name is an
 // environment variable that chooses which program runs or what code it
-// loads (PATH, LD_*, GCONV_PATH, BASH_ENV, ENV, IFS, PYTHONPATH and the like;
-// SPEC.md lists them). Such a name is refused as a secret when it is set and
+// loads (PATH, LD_*, GCONV_PATH, BASH_ENV, ENV, IFS, PYTHON*, BROWSER and
+// the like; SPEC.md lists them). Such a name is refused as a secret when it is set and
 // again when it would be injected, so a vault from an older or hostile writer
 // cannot choose the app's code either. The error never holds a value.
 func ReservedName(name string) error {

@@ -33,16 +33,24 @@ func Quote(s string) string {
 	if !needsEscapes(s) {
 		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 	}
-	const hex = "0123456789abcdef"
 	var b strings.Builder
 	b.Grow(len(s) + 8)
 	b.WriteString("$'")
+	writeEscaped(&b, s, true)
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// writeEscaped writes s to b with every byte of a rune that does not print
+// as \xHH; with ansiC, ' and \ are escaped too, as $'…' needs.
+func writeEscaped(b *strings.Builder, s string, ansiC bool) {
+	const hex = "0123456789abcdef"
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
-		case r == '\'':
+		case ansiC && r == '\'':
 			b.WriteString(`\'`)
-		case r == '\\':
+		case ansiC && r == '\\':
 			b.WriteString(`\\`)
 		case printable(r, n):
 			b.WriteString(s[i : i+n])
@@ -55,8 +63,6 @@ func Quote(s string) string {
 		}
 		i += n
 	}
-	b.WriteByte('\'')
-	return b.String()
 }
 
 // needsEscapes reports whether s holds a byte or rune that must not appear
@@ -84,4 +90,17 @@ func printable(r rune, n int) bool {
 		return 0x20 <= r && r < 0x7f
 	}
 	return strconv.IsPrint(r)
+}
+
+// Line returns s with every byte or rune that does not print written as
+// \xHH, and nothing else changed, so that text which quotes a user's input
+// (a parser's error repeating an unknown flag, say) stays one line and
+// cannot send escape sequences to a terminal or forge a line of its own.
+func Line(s string) string {
+	if !needsEscapes(s) {
+		return s
+	}
+	var b strings.Builder
+	writeEscaped(&b, s, false)
+	return b.String()
 }

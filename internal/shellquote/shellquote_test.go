@@ -74,3 +74,18 @@ func FuzzQuoteRoundTripsThroughBash(f *testing.F) {
 		}
 	})
 }
+
+func TestLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"unknown flag --x":     "unknown flag --x",
+		"--x\nov-init: FORGED": `--x\x0aov-init: FORGED`,
+		"red \x1b[31m":         `red \x1b[31m`,
+		"k\xff ü":              `k\xff ü`,
+		"tab\there\r":          `tab\x09here\x0d`,
+		"rtl \u202e":           `rtl \xe2\x80\xae`,
+	} {
+		if got := Line(in); got != want {
+			t.Errorf("Line(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
