@@ -70,9 +70,40 @@ func (f *ovFixture) write(name, content string) string {
 	return p
 }
 
-// env is ov's whole environment: no OV_* setting leaks in from the test's.
+// env is ov's whole environment: no OV_* setting leaks in from the test's,
+// and HOME is the test's directory, so ov's state (~/.local/state/ov) is
+// the test's too.
 func (f *ovFixture) env(extra ...string) []string {
 	return append([]string{"PATH=/usr/bin:/bin", "HOME=" + f.dir, "OV_VAULT=" + f.vault, "OV_PASSWORD_FILE=" + f.pwFile}, extra...)
+}
+
+// isolated returns env for an ov command, refusing one that could reach
+// the developer's own state: ov records the vaults it has seen under
+// $XDG_STATE_HOME, else ~/.local/state. A nil env (which exec would fill
+// with the test's own) becomes a minimal one with HOME in the test's
+// directory; then the state directory ov would use must be in a temporary
+// directory.
+func (f *ovFixture) isolated(env []string) []string {
+	f.t.Helper()
+	if env == nil {
+		env = []string{"PATH=/usr/bin:/bin", "HOME=" + f.dir}
+	}
+	var home, state string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			home = v
+		}
+		if v, ok := strings.CutPrefix(kv, "XDG_STATE_HOME="); ok {
+			state = v
+		}
+	}
+	if !filepath.IsAbs(state) {
+		state = home
+	}
+	if tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator); state == "" || !strings.HasPrefix(filepath.Clean(state), tmp) {
+		f.t.Fatalf("ov would keep its state under %q, not in a temporary directory: set HOME or XDG_STATE_HOME in its environment", state)
+	}
+	return env
 }
 
 // ov runs ov ARGS with stdin and returns what it did.
@@ -84,7 +115,7 @@ func (f *ovFixture) ov(stdin string, args ...string) ovResult {
 func (f *ovFixture) ovCmd(env []string, attr *syscall.SysProcAttr, stdin, bin string, args ...string) ovResult {
 	f.t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = env
+	cmd.Env = f.isolated(env)
 	cmd.SysProcAttr = attr
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
@@ -698,7 +729,7 @@ func ovTypeAnswers(t *testing.T, f *ovFixture, args []string, stdin string, answ
 	t.Helper()
 	ptm, pts := ovPTY(t)
 	cmd := exec.Command(ovBin, args...)
-	cmd.Env = f.env()
+	cmd.Env = f.isolated(f.env())
 	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "OV_PASSWORD_FILE=") })
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	var stdout, stderr bytes.Buffer

@@ -84,8 +84,10 @@ func (g *Globals) load() (*vault.Vault, error) {
 	return v, nil
 }
 
-// unlock asks for the master password and unwraps v's root key. The caller
-// wipes the root.
+// unlock asks for the master password and unwraps v's root key, which
+// verifies the table of a format-2 vault, then refuses a vault older than
+// the newest generation ov has seen of it (seen.go). The caller wipes the
+// root.
 func (g *Globals) unlock(v *vault.Vault) (*vault.Root, error) {
 	pw, err := g.password()
 	if err != nil {
@@ -106,6 +108,12 @@ func (g *Globals) unlock(v *vault.Vault) (*vault.Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault %q: %w", g.Vault, err)
 	}
+	// The generation is authenticated now: refuse an older copy than one
+	// seen before, before anything is derived or written.
+	if err := g.checkSeen(v); err != nil {
+		root.Wipe()
+		return nil, err
+	}
 	return root, nil
 }
 
@@ -119,12 +127,14 @@ func (g *Globals) password() ([]byte, error) {
 		"no terminal to ask for the master password; use --password-file or OV_PASSWORD_FILE")
 }
 
-// save writes v back to the vault file. When the write upgraded a format-1
-// vault, it says so in one line, with the table it has just authenticated.
+// save writes v back to the vault file and records its new generation as
+// the newest seen. When the write upgraded a format-1 vault, it says so in
+// one line, with the table it has just authenticated.
 func (g *Globals) save(v *vault.Vault) error {
 	if err := v.Save(g.Vault); err != nil {
 		return err
 	}
+	g.recordSeen(v)
 	if g.loaded == vault.Version1 && v.Version() == vault.Version {
 		g.loaded = v.Version()
 		closing := "to make old-format copies useless, change the master password: ov vault passwd"

@@ -20,6 +20,7 @@ import (
 // this order and map keys sorted, which makes Marshal deterministic.
 type fileJSON struct {
 	Version     uint32             `json:"version"`
+	Generation  uint32             `json:"generation,omitempty"` // format 2 only, never 0 there
 	KDF         kdfJSON            `json:"kdf"`
 	WrappedRoot string             `json:"wrapped_root"`
 	RootCheck   string             `json:"root_check"`
@@ -60,7 +61,7 @@ const (
 	kindMap           // an object with any keys, each once
 )
 
-// fileShapeV1 is a format-1 file; fileShapeV2 adds table_mac.
+// fileShapeV1 is a format-1 file; fileShapeV2 adds generation and table_mac.
 var fileShapeV1 = &shape{kind: kindStruct, fields: map[string]*shape{
 	"version": {kind: kindUint, bits: 32},
 	"kdf": {kind: kindStruct, fields: map[string]*shape{
@@ -81,7 +82,10 @@ var fileShapeV1 = &shape{kind: kindStruct, fields: map[string]*shape{
 }}
 
 var fileShapeV2 = func() *shape {
-	s := &shape{kind: kindStruct, fields: map[string]*shape{"table_mac": {kind: kindString}}}
+	s := &shape{kind: kindStruct, fields: map[string]*shape{
+		"generation": {kind: kindUint, bits: 32},
+		"table_mac":  {kind: kindString},
+	}}
 	for k, f := range fileShapeV1.fields {
 		s.fields[k] = f
 	}
@@ -283,6 +287,10 @@ func fromJSON(f *fileJSON) (*Vault, error) {
 		return nil, err
 	}
 	if v.version == Version {
+		if f.Generation < 1 {
+			return nil, errors.New("generation must be at least 1")
+		}
+		v.generation = f.Generation
 		if v.tableMAC, err = decodeB64("table_mac", f.TableMAC, macSize, macSize); err != nil {
 			return nil, err
 		}
@@ -340,6 +348,7 @@ func (v *Vault) Marshal() ([]byte, error) {
 		Apps:        make(map[string]appJSON, len(v.apps)),
 	}
 	if v.version == Version {
+		f.Generation = v.generation
 		f.TableMAC = b64(v.tableMAC)
 	}
 	for name, sec := range v.apps {

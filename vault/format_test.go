@@ -77,7 +77,15 @@ func TestParseRefusesMalformedFiles(t *testing.T) {
 		{name: "version 0", edit: func(m map[string]any) { m["version"] = 0 }, want: "unsupported vault version 0"},
 		{name: "version 1.0", edit: func(m map[string]any) { m["version"] = json.Number("1.0") }, want: "unsupported vault version (this build"},
 		{name: "version string", edit: func(m map[string]any) { m["version"] = "1" }, want: "unsupported vault version (this build"},
-		{name: "version 1 with table_mac", edit: func(m map[string]any) { m["version"] = 1 }, want: `unknown field "table_mac"`},
+		{name: "version 1 with table_mac", edit: func(m map[string]any) { m["version"] = 1; delete(m, "generation") }, want: `unknown field "table_mac"`},
+		{name: "version 1 with generation", edit: func(m map[string]any) { m["version"] = 1; delete(m, "table_mac") }, want: `unknown field "generation"`},
+		{name: "version 2 without generation", edit: func(m map[string]any) { delete(m, "generation") }, want: `missing field "generation"`},
+		{name: "generation 0", edit: func(m map[string]any) { m["generation"] = 0 }, want: "generation must be at least 1"},
+		{name: "generation over uint32", edit: func(m map[string]any) { m["generation"] = 1 << 32 }, want: `"generation" must be an integer from 0 to 4294967295`},
+		{name: "generation negative", edit: func(m map[string]any) { m["generation"] = -1 }, want: `"generation" must be an integer`},
+		{name: "generation exponent", edit: func(m map[string]any) { m["generation"] = json.Number("1e1") }, want: `"generation" must be an integer`},
+		{name: "generation string", edit: func(m map[string]any) { m["generation"] = "5" }, want: `"generation" must be a number`},
+		{name: "generation null", edit: func(m map[string]any) { m["generation"] = nil }, want: `"generation" must be a number`},
 		{name: "version 2 without table_mac", edit: func(m map[string]any) { delete(m, "table_mac") }, want: `missing field "table_mac"`},
 		{name: "table_mac short", edit: func(m map[string]any) { m["table_mac"] = b64(31) }, want: "table_mac must decode to 32 bytes, not 31"},
 		{name: "table_mac null", edit: func(m map[string]any) { m["table_mac"] = nil }, want: `"table_mac" must be a string`},
@@ -305,7 +313,7 @@ func TestMarshalIsDeterministicAndSorted(t *testing.T) {
 	if strings.Index(s, `"api"`) > strings.Index(s, `"web"`) || strings.Index(s, `"API_TOKEN"`) > strings.Index(s, `"DB_PASSWORD"`) {
 		t.Fatalf("keys are not sorted:\n%s", s)
 	}
-	order := []string{`"version"`, `"kdf"`, `"alg"`, `"time"`, `"memory_kib"`, `"threads"`, `"salt"`, `"wrapped_root"`, `"root_check"`, `"table_mac"`, `"apps"`}
+	order := []string{`"version"`, `"generation"`, `"kdf"`, `"alg"`, `"time"`, `"memory_kib"`, `"threads"`, `"salt"`, `"wrapped_root"`, `"root_check"`, `"table_mac"`, `"apps"`}
 	last := -1
 	for _, k := range order {
 		i := strings.Index(s, k)

@@ -137,7 +137,7 @@ func retable(t testing.TB, v *Vault, root *Root) {
 	if v.version != Version {
 		return
 	}
-	m, err := tableMAC(root.Bytes(), v.apps)
+	m, err := tableMAC(root.Bytes(), v.generation, v.apps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func forgeSection(t testing.TB, appKey []byte, app string, epoch uint32, values 
 }
 
 // toV1 rewrites v in the format-1 layout, as the format-1 writer wrote it:
-// version 1, no table MAC, the root key re-sealed under the same KEK with
+// version 1, no generation, no table MAC, the root key re-sealed under the same KEK with
 // the root AAD of version 1 and the same nonce. root must hold the KEK of
 // v's header (from New or Unlock).
 func toV1(t testing.TB, v *Vault, root *Root) {
@@ -185,7 +185,7 @@ func toV1(t testing.TB, v *Vault, root *Root) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.version, v.tableMAC, v.wrappedRoot = Version1, nil, sealed
+	v.version, v.generation, v.tableMAC, v.wrappedRoot = Version1, 0, nil, sealed
 }
 
 // marshal is v.Marshal or the end of the test.

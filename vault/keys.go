@@ -169,9 +169,9 @@ func appMAC(macKey []byte, app string, epoch uint32, secrets map[string][]byte) 
 	return hmacSHA256(macKey, macInput(app, epoch, secrets))
 }
 
-// tableInput encodes the table of apps: every app, sorted by name, with its
-// epoch, check value and MAC (format 2).
-func tableInput(apps map[string]*appSection) []byte {
+// tableInput encodes the table of apps (format 2): the vault's generation,
+// then every app, sorted by name, with its epoch, check value and MAC.
+func tableInput(generation uint32, apps map[string]*appSection) []byte {
 	names := make([]string, 0, len(apps))
 	for name := range apps {
 		names = append(names, name)
@@ -179,6 +179,7 @@ func tableInput(apps map[string]*appSection) []byte {
 	slices.Sort(names)
 	b := appendField(nil, []byte(labelTable))
 	b = binary.BigEndian.AppendUint32(b, Version)
+	b = binary.BigEndian.AppendUint32(b, generation)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(names)))
 	for _, name := range names {
 		sec := apps[name]
@@ -190,14 +191,14 @@ func tableInput(apps map[string]*appSection) []byte {
 	return b
 }
 
-// tableMAC is the MAC of the table of apps under the root key.
-func tableMAC(root []byte, apps map[string]*appSection) ([]byte, error) {
+// tableMAC is the MAC of the table of apps, at generation, under the root key.
+func tableMAC(root []byte, generation uint32, apps map[string]*appSection) ([]byte, error) {
 	k, err := hkdfKey(root, infoTableKey)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(k)
-	return hmacSHA256(k, tableInput(apps)), nil
+	return hmacSHA256(k, tableInput(generation, apps)), nil
 }
 
 // seal encrypts plaintext under key with a fresh random nonce and returns

@@ -96,6 +96,7 @@ var reservedNames = map[string]bool{
 // setting of the interpreter (PYTHONWARNINGS can import a module,
 // PERL5DB and PERL5OPT run code, LUA_INIT is code).
 var reservedPrefixes = []string{"LD_", "DYLD_", "BASH_", "PYTHON", "PERL", "RUBY", "LUA_", "_JAVA_"}
+
 // ReservedName reports, as an error naming the variable, whether name is an
 // environment variable that chooses which program runs or what code it
 // loads (PATH, LD_*, GCONV_PATH, BASH_ENV, ENV, IFS, PYTHON*, BROWSER and

@@ -206,6 +206,7 @@ func downgraded(t *testing.T, data, old []byte) []byte {
 	editJSON(t, old, func(m map[string]any) { header = m })
 	return editJSON(t, data, func(m map[string]any) {
 		delete(m, "table_mac")
+		delete(m, "generation")
 		m["version"] = 1
 		m["kdf"], m["wrapped_root"], m["root_check"] = header["kdf"], header["wrapped_root"], header["root_check"]
 	})
@@ -257,18 +258,20 @@ func TestVersionIsBoundToTheWrappedRoot(t *testing.T) {
 	// A format-2 header relabelled format 1.
 	relabelled := editJSON(t, marshal(t, v), func(m map[string]any) {
 		delete(m, "table_mac")
+		delete(m, "generation")
 		m["version"] = 1
 	})
 	if _, err := mustParse(t, relabelled).Unlock(testPassword); err != ErrWrongPassword {
 		t.Errorf("format-2 header relabelled 1: Unlock = %v, want ErrWrongPassword", err)
 	}
 	// A format-1 header relabelled format 2, with a genuine table MAC.
-	m, err := tableMAC(root.Bytes(), v.apps)
+	m, err := tableMAC(root.Bytes(), v.generation, v.apps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	relabelled = editJSON(t, v1Copy(t, v, root), func(doc map[string]any) {
 		doc["version"] = 2
+		doc["generation"] = v.generation
 		doc["table_mac"] = base64.StdEncoding.EncodeToString(m)
 	})
 	if _, err := mustParse(t, relabelled).Unlock(testPassword); err != ErrWrongPassword {
@@ -384,8 +387,8 @@ func TestEveryWriteUpgradesAFormat1Vault(t *testing.T) {
 				pw = newPW
 			}
 			v = reparse(t, v)
-			if v.Version() != Version {
-				t.Fatalf("Version() = %d after %s", v.Version(), op)
+			if v.Version() != Version || v.Generation() != 1 {
+				t.Fatalf("Version() = %d, Generation() = %d after %s; want 2, 1", v.Version(), v.Generation(), op)
 			}
 			if _, err := v.Unlock(pw); err != nil {
 				t.Fatalf("Unlock after %s: %v", op, err)

@@ -24,12 +24,18 @@
 //     any change: an added, removed or swapped entry is detected.
 //   - The wrapped root key's associated data binds the format version and the
 //     KDF parameters, so they cannot be downgraded without the password.
-//   - In format 2 the table of apps (every app's name, epoch, check value and
-//     MAC) carries an HMAC under a key only the root key produces, verified by
-//     Unlock, by every write and by Open with the root key: a section forged
-//     with an earlier app key, rolled back, added or removed is detected. A
-//     format-1 file is read (the password and scoped keys open it; the root
-//     key as a machine key does not) and every write upgrades it to format 2.
+//   - In format 2 the table of apps (the vault's generation, then every app's
+//     name, epoch, check value and MAC) carries an HMAC under a key only the
+//     root key produces, verified by Unlock, by every write and by Open with
+//     the root key: a section forged with an earlier app key, rolled back,
+//     added or removed is detected. A format-1 file is read (the password
+//     and scoped keys open it; the root key as a machine key does not) and
+//     every write upgrades it to format 2.
+//   - Every write adds one to the generation, so the generation authenticated
+//     by the table MAC orders the genuine copies of a vault. The package
+//     keeps no state: a whole older genuine copy verifies as well as the
+//     newest, and telling them apart is the caller's job ([Vault.Generation];
+//     ov remembers the newest generation it has seen).
 //   - Parsing is strict and bounded: at most [MaxFileSize] bytes, no unknown or
 //     duplicate fields, no trailing data, names and lengths validated, KDF
 //     parameters capped so a hostile file cannot make a reader allocate
@@ -53,6 +59,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -92,6 +99,10 @@ const (
 
 	// MaxEpoch is the largest app epoch. Epochs start at 1.
 	MaxEpoch = 1<<32 - 1
+
+	// MaxGeneration is the largest generation of a format-2 vault.
+	// Generations start at 1 and every write adds one.
+	MaxGeneration = 1<<32 - 1
 
 	// Upper bounds on the KDF parameters a vault file may ask for. ov runs
 	// Argon2id with them before anything in the file is authenticated, so
@@ -179,7 +190,7 @@ var (
 
 // errTableAltered is the error of a table_mac that does not match.
 var errTableAltered = fmt.Errorf("%w: the vault's table of apps was altered "+
-	"(an app section was added, removed, replaced or rolled back)", ErrTampered)
+	"(an app section was added, removed, replaced or rolled back, or the generation changed)", ErrTampered)
 
 // errNotThisRoot is returned when a Root given to a method is not the root
 // key of that vault: a programming error, not a user's.
@@ -243,6 +254,7 @@ type Vault struct {
 	wrappedRoot []byte // nonce || ciphertext || tag, sealedRootSize
 	rootCheck   []byte // macSize
 	tableMAC    []byte // macSize in Version; nil in Version1
+	generation  uint32 // 1..MaxGeneration in Version; 0 in Version1
 	apps        map[string]*appSection
 }
 
@@ -264,7 +276,7 @@ func New(password []byte) (*Vault, *Root, error) {
 	if _, err := io.ReadFull(random, root.key[:]); err != nil {
 		return nil, nil, fmt.Errorf("generating root key: %w", err)
 	}
-	v := &Vault{version: Version, apps: make(map[string]*appSection)}
+	v := &Vault{version: Version, generation: 1, apps: make(map[string]*appSection)}
 	if err := v.wrapRoot(root, password); err != nil {
 		root.Wipe()
 		return nil, nil, err
@@ -275,7 +287,7 @@ func New(password []byte) (*Vault, *Root, error) {
 		return nil, nil, err
 	}
 	v.rootCheck = rc
-	if v.tableMAC, err = tableMAC(root.key[:], v.apps); err != nil {
+	if v.tableMAC, err = tableMAC(root.key[:], v.generation, v.apps); err != nil {
 		root.Wipe()
 		return nil, nil, err
 	}
@@ -289,6 +301,29 @@ func (v *Vault) Version() int {
 		return 0
 	}
 	return int(v.version)
+}
+
+// Generation returns the generation of a format-2 vault: 1 when it was
+// created (or upgraded from format 1), plus one per write. A format-1 vault
+// has none and returns 0. Parsing authenticates nothing: the generation is
+// the one the root key's holder wrote only once Unlock (or a write) has
+// verified the table, which binds it.
+func (v *Vault) Generation() uint32 {
+	if v == nil {
+		return 0
+	}
+	return v.generation
+}
+
+// RootCheck returns a copy of the vault's root_check: public, constant for
+// the vault's life (the password may change, the root key does not), and
+// matched only by its root key, so it names the vault. Once Unlock has
+// succeeded it is authenticated.
+func (v *Vault) RootCheck() []byte {
+	if v == nil {
+		return nil
+	}
+	return slices.Clone(v.rootCheck)
 }
 
 // wrapRoot seals root under password with a new salt and creationKDF, for
@@ -377,8 +412,15 @@ func (v *Vault) ChangePassword(root *Root, newPassword []byte) error {
 // nothing else: on a format-1 vault it verifies every app section under root,
 // re-seals the root key for format 2 under the same KEK, salt and parameters
 // (root must come from Unlock, which keeps the KEK) and computes the table
-// MAC. On a format-2 vault it verifies the table and changes nothing.
+// MAC, at generation 1. On a format-2 vault it is not a write: it verifies
+// the table and changes nothing, the generation included.
 func (v *Vault) Upgrade(root *Root) error {
+	if err := v.checkRoot(root); err != nil {
+		return err
+	}
+	if v.version == Version {
+		return v.verifyTable(root.key[:])
+	}
 	tx, err := v.beginWrite(root, true)
 	if err != nil {
 		return err
@@ -410,6 +452,10 @@ func (v *Vault) beginWrite(root *Root, rewrap bool) (*writeTx, error) {
 		if err := v.verifyTable(root.key[:]); err != nil {
 			return nil, err
 		}
+		if v.generation >= MaxGeneration {
+			return nil, fmt.Errorf("the vault is at the last generation %d and cannot be written again; "+
+				"create a new vault and move the apps to it", v.generation)
+		}
 	case Version1:
 		if err := v.verifySections(root); err != nil {
 			return nil, err
@@ -431,14 +477,21 @@ func (v *Vault) beginWrite(root *Root, rewrap bool) (*writeTx, error) {
 	return tx, nil
 }
 
-// commit makes the vault format 2 with a table MAC over its current apps.
+// commit makes the vault format 2 at the next generation (1 for a vault
+// upgraded from format 1), with a table MAC over it and the current apps.
+// beginWrite made sure the next generation exists.
 func (tx *writeTx) commit() {
 	v := tx.v
 	if tx.wrapped != nil {
 		v.wrappedRoot = tx.wrapped
 	}
+	if v.version == Version1 {
+		v.generation = 1
+	} else {
+		v.generation++
+	}
 	v.version = Version
-	v.tableMAC = hmacSHA256(tx.tableKey, tableInput(v.apps))
+	v.tableMAC = hmacSHA256(tx.tableKey, tableInput(v.generation, v.apps))
 }
 
 func (tx *writeTx) close() { clear(tx.tableKey) }
@@ -468,7 +521,7 @@ func (v *Vault) verifyTable(rootKey []byte) error {
 	if v.version != Version {
 		return ErrUnauthenticatedTable
 	}
-	m, err := tableMAC(rootKey, v.apps)
+	m, err := tableMAC(rootKey, v.generation, v.apps)
 	if err != nil {
 		return err
 	}
@@ -494,7 +547,8 @@ func (v *Vault) verifySections(root *Root) error {
 // usable refuses the zero Vault.
 func (v *Vault) usable() error {
 	if v == nil || len(v.wrappedRoot) != sealedRootSize || len(v.salt) != SaltSize || len(v.rootCheck) != macSize || v.apps == nil ||
-		(v.version != Version || len(v.tableMAC) != macSize) && (v.version != Version1 || v.tableMAC != nil) {
+		(v.version != Version || len(v.tableMAC) != macSize || v.generation < 1) &&
+			(v.version != Version1 || v.tableMAC != nil || v.generation != 0) {
 		return errors.New("vault is not initialized: get one from New, Parse or Load")
 	}
 	return nil

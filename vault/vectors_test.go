@@ -125,11 +125,12 @@ type tableEntry struct {
 }
 
 type tableVector struct {
-	Root     hexBytes     `json:"root"`
-	Apps     []tableEntry `json:"apps"`
-	TableKey hexBytes     `json:"table_key"`
-	Input    hexBytes     `json:"input"`
-	TableMAC hexBytes     `json:"table_mac"`
+	Root       hexBytes     `json:"root"`
+	Generation uint32       `json:"generation"`
+	Apps       []tableEntry `json:"apps"`
+	TableKey   hexBytes     `json:"table_key"`
+	Input      hexBytes     `json:"input"`
+	TableMAC   hexBytes     `json:"table_mac"`
 }
 
 type goldenApp struct {
@@ -140,11 +141,12 @@ type goldenApp struct {
 }
 
 type goldenVector struct {
-	File     string      `json:"file"`
-	Seed     string      `json:"seed"`
-	Password string      `json:"password"`
-	Root     hexBytes    `json:"root"`
-	Apps     []goldenApp `json:"apps"`
+	File       string      `json:"file"`
+	Seed       string      `json:"seed"`
+	Password   string      `json:"password"`
+	Root       hexBytes    `json:"root"`
+	Generation uint32      `json:"generation,omitempty"` // format 2 only
+	Apps       []goldenApp `json:"apps"`
 }
 
 // seq returns n bytes start, start+1, ...
@@ -251,17 +253,21 @@ func makeVectors(t *testing.T) (vs *vectors, v1File, v2File []byte) {
 
 	v, root = goldenVault(t, goldenV2Seed)
 	v2File = marshal(t, v)
-	vs.GoldenV2 = goldenVector{File: filepath.Base(goldenV2File), Seed: goldenV2Seed, Password: string(testPassword), Root: root.Bytes()}
+	vs.GoldenV2 = goldenVector{File: filepath.Base(goldenV2File), Seed: goldenV2Seed, Password: string(testPassword), Root: root.Bytes(),
+		Generation: v.Generation()}
 	vs.GoldenV2.Apps = goldenApps(t, v, root)
 
-	// The table MAC of an empty table, and of the golden format-2 vault.
+	// The table MAC of an empty table (a new vault: generation 1), and of
+	// the golden format-2 vault.
 	empty := map[string]*appSection{}
 	for _, tv := range []struct {
-		root []byte
-		apps map[string]*appSection
-	}{{roots[0], empty}, {root.Bytes(), v.apps}} {
-		vec := tableVector{Root: tv.root, Apps: []tableEntry{}, TableKey: must(hkdfKey(tv.root, infoTableKey)), Input: tableInput(tv.apps)}
-		vec.TableMAC = must(tableMAC(tv.root, tv.apps))
+		root       []byte
+		generation uint32
+		apps       map[string]*appSection
+	}{{roots[0], 1, empty}, {root.Bytes(), v.Generation(), v.apps}} {
+		vec := tableVector{Root: tv.root, Generation: tv.generation, Apps: []tableEntry{}, TableKey: must(hkdfKey(tv.root, infoTableKey)),
+			Input: tableInput(tv.generation, tv.apps)}
+		vec.TableMAC = must(tableMAC(tv.root, tv.generation, tv.apps))
 		for _, app := range slices.Sorted(maps.Keys(tv.apps)) {
 			sec := tv.apps[app]
 			vec.Apps = append(vec.Apps, tableEntry{App: app, Epoch: sec.epoch, Check: sec.check, MAC: sec.mac})
@@ -370,6 +376,9 @@ func TestGoldenVaultOpens(t *testing.T) {
 			if v.Version() != c.version {
 				t.Fatalf("Version() = %d, want %d", v.Version(), c.version)
 			}
+			if v.Generation() != g.Generation {
+				t.Fatalf("Generation() = %d, want %d", v.Generation(), g.Generation)
+			}
 			root, err := v.Unlock([]byte(g.Password))
 			if err != nil {
 				t.Fatal(err)
@@ -458,7 +467,7 @@ func TestGoldenVaultOpens(t *testing.T) {
 		for _, e := range tv.Apps {
 			apps[e.App] = &appSection{epoch: e.Epoch, check: e.Check, mac: e.MAC}
 		}
-		if m, err := tableMAC(tv.Root, apps); err != nil || !bytes.Equal(m, tv.TableMAC) || !bytes.Equal(tableInput(apps), tv.Input) {
+		if m, err := tableMAC(tv.Root, tv.Generation, apps); err != nil || !bytes.Equal(m, tv.TableMAC) || !bytes.Equal(tableInput(tv.Generation, apps), tv.Input) {
 			t.Errorf("table of %d apps: MAC or input differs", len(apps))
 		}
 	}

@@ -114,9 +114,9 @@ def table_key(root):
     return hkdf_sha256(root, "ov/v2/table-key")
 
 
-def table_input(apps):
-    """apps: name -> (epoch, check, mac), raw bytes."""
-    b = lp(b"ov/v2/table") + u32(2) + u32(len(apps))
+def table_input(generation, apps):
+    """generation: the vault's; apps: name -> (epoch, check, mac), raw bytes."""
+    b = lp(b"ov/v2/table") + u32(2) + u32(generation) + u32(len(apps))
     for name in sorted(apps, key=lambda n: n.encode()):
         epoch, chk, mac = apps[name]
         b += lp(name.encode()) + u32(epoch) + lp(chk) + lp(mac)
@@ -170,10 +170,11 @@ def main():
     for v in vs["table"]:
         tk = table_key(h(v["root"]))
         eq("table key", tk, h(v["table_key"]))
-        inp = table_input({a["app"]: (a["epoch"], h(a["check"]), h(a["mac"])) for a in v["apps"]})
+        assert 1 <= v["generation"] <= 0xFFFFFFFF, v["generation"]
+        inp = table_input(v["generation"], {a["app"]: (a["epoch"], h(a["check"]), h(a["mac"])) for a in v["apps"]})
         eq("table input", inp, h(v["input"]))
         eq("table_mac", hmac256(tk, inp), h(v["table_mac"]))
-    assert len(vs["table"]) == 2 and vs["table"][0]["apps"] == []
+    assert len(vs["table"]) == 2 and vs["table"][0]["apps"] == [] and vs["table"][0]["generation"] == 1
 
     for key, version in (("golden", 1), ("golden_v2", 2)):
         n += open_golden(vs[key], version, eq)
@@ -188,6 +189,13 @@ def open_golden(g, version, eq):
         vault = json.load(f)
     assert vault["version"] == version, (g["file"], vault["version"])
     assert ("table_mac" in vault) == (version == 2), g["file"]
+    assert ("generation" in vault) == (version == 2), g["file"]
+    if version == 2:
+        # SPEC.md section 8: New, 2 x create app, 3 x set, rotate, set: one per write.
+        assert vault["generation"] == g["generation"] == 8, (vault["generation"], g.get("generation"))
+        assert list(vault)[:2] == ["version", "generation"], list(vault)  # the writer's order
+    else:
+        assert "generation" not in g, g["file"]
     k = vault["kdf"]
     salt = b64(k["salt"])
     kek = argon2id(g["password"].encode(), salt, k["time"], k["memory_kib"], k["threads"])
@@ -216,11 +224,9 @@ def open_golden(g, version, eq):
             sys.exit("MISMATCH golden secrets of %s in %s: %r" % (app, g["file"], got))
         table[app] = (epoch, b64(sec["check"]), b64(sec["mac"]))
     if version == 2:
-        eq("golden table_mac " + g["file"], hmac256(table_key(root), table_input(table)), b64(vault["table_mac"]))
+        eq("golden table_mac " + g["file"], hmac256(table_key(root), table_input(vault["generation"], table)),
+           b64(vault["table_mac"]))
     return len(vault["apps"])
-
-
-    print("ok: %d values match" % n)
 
 
 if __name__ == "__main__":
