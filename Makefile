@@ -3,7 +3,7 @@
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X github.com/ov-init/ov-init/ovinit.Version=$(VERSION)
+LDFLAGS  := -s -w -X github.com/ov-init/ov-init/initcmd.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
 .PHONY: all build test unit integration lint fuzz demo image bench clean bin/ov-init bin/ov
@@ -44,8 +44,8 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 400000x ./vault
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 25000x ./keyload
-	$(GO) test -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime 20000x ./ovinit
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRewrite$$' -fuzztime 400000x ./ovinit
+	$(GO) test -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime 20000x ./initcmd
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRewrite$$' -fuzztime 400000x ./initcmd
 
 demo: build
 	@./scripts/demo

@@ -23,10 +23,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ov-init/ov-init/account"
+	"github.com/ov-init/ov-init/execpath"
+	"github.com/ov-init/ov-init/exitcode"
+	"github.com/ov-init/ov-init/internal/envlist"
 	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/keyload"
 	"github.com/ov-init/ov-init/privs"
-	"github.com/ov-init/ov-init/reaper"
 	"github.com/ov-init/ov-init/vault"
 )
 
@@ -73,11 +75,11 @@ func Main(args []string) int {
 	data, err := io.ReadAll(io.LimitReader(sock, maxConfig+1))
 	var cfg Config
 	if err != nil || len(data) > maxConfig || cfg.UnmarshalBinary(data) != nil {
-		return fail(sock, reaper.ExitInternal, errors.New("exec stage started without a valid configuration"))
+		return fail(sock, exitcode.Internal, errors.New("exec stage started without a valid configuration"))
 	}
 	err = run(cfg, args[3:], sock)
-	status := reaper.ExitConfig
-	var ee *reaper.ExecError
+	status := exitcode.Config
+	var ee *execpath.Error
 	if errors.As(err, &ee) {
 		status = ee.Status()
 	}
@@ -87,7 +89,7 @@ func Main(args []string) int {
 // invalid is the end of a stage started by hand or by something else.
 func invalid() int {
 	say("exec stage started without a valid configuration")
-	return reaper.ExitInternal
+	return exitcode.Internal
 }
 
 // fail reports status to PID 1, then err on stderr, and returns status.
@@ -107,7 +109,7 @@ func say(format string, args ...any) {
 }
 
 // run returns only on failure. Just before execve it writes the 0 byte
-// that tells PID 1 the app is starting (see reaper.Config.ReadyFD).
+// that tells PID 1 the app is starting (see reaper.Config.StageFD).
 func run(cfg Config, argv []string, sock *os.File) error {
 	// no_new_privs and the bounding set belong to one thread, and execve
 	// takes the calling thread's: stay on one to the end.
@@ -143,7 +145,7 @@ func run(cfg Config, argv []string, sock *os.File) error {
 			return fmt.Errorf("--user: prctl(PR_SET_DUMPABLE): %v", err)
 		}
 		if acct.Home != "" {
-			env = setenv(env, "HOME", acct.Home, false)
+			env = envlist.Set(env, "HOME", acct.Home)
 		}
 	}
 	if cfg.NoNewPrivs {
@@ -151,7 +153,7 @@ func run(cfg Config, argv []string, sock *os.File) error {
 			return err
 		}
 	}
-	path, err := reaper.LookPath(argv[0], inherited)
+	path, err := execpath.LookPath(argv[0], inherited)
 	if err != nil {
 		return err
 	}
@@ -161,11 +163,11 @@ func run(cfg Config, argv []string, sock *os.File) error {
 	}
 	err = syscall.Exec(path, argv, env)
 	if err == syscall.ENOEXEC {
-		if shArgv, ok := reaper.ShellFallback(path, argv); ok {
+		if shArgv, ok := execpath.ShellFallback(path, argv); ok {
 			err = syscall.Exec(shArgv[0], shArgv, env)
 		}
 	}
-	return &reaper.ExecError{Command: argv[0], Err: err}
+	return &execpath.Error{Command: argv[0], Err: err}
 }
 
 // secretEnv reads the key, opens the secrets and returns the app's
@@ -196,14 +198,25 @@ func secretEnv(cfg Config, inherited []string) ([]string, error) {
 				cfg.App, cfg.Vault, secrets[i].Name, err, secrets[i].Name, cfg.App)
 		}
 	}
-	env := append([]string(nil), inherited...)
 	names := make([]string, 0, len(secrets))
 	for i := range secrets {
-		env = setenv(env, secrets[i].Name, string(secrets[i].Value), cfg.PreserveEnv)
 		names = append(names, secrets[i].Name)
 	}
 	logf(cfg, 1, "app %q: injecting %d secrets: %s", cfg.App, len(names), strings.Join(names, ", "))
-	return env, nil
+	return appEnv(inherited, secrets, cfg.PreserveEnv), nil
+}
+
+// appEnv is the app's environment: inherited, with each secret in place of
+// every inherited copy of its name, unless preserveEnv keeps the inherited
+// one.
+func appEnv(inherited []string, secrets []vault.Secret, preserveEnv bool) []string {
+	env := inherited
+	for i := range secrets {
+		if _, found := envlist.Get(inherited, secrets[i].Name); !found || !preserveEnv {
+			env = envlist.Set(env, secrets[i].Name, string(secrets[i].Value))
+		}
+	}
+	return env
 }
 
 // vaultError says what went wrong with the vault in one line, with the fix.
@@ -257,19 +270,6 @@ func drop(a *account.Account) error {
 		return fmt.Errorf("--user: setuid %d: %v (ov-init must start as root to change user)", c.Uid, err)
 	}
 	return nil
-}
-
-// setenv sets name=value in env; with keep, an existing name wins.
-func setenv(env []string, name, value string, keep bool) []string {
-	for i, kv := range env {
-		if k, _, ok := strings.Cut(kv, "="); ok && k == name {
-			if !keep {
-				env[i] = name + "=" + value
-			}
-			return env
-		}
-	}
-	return append(env, name+"="+value)
 }
 
 func logf(cfg Config, level int, format string, args ...any) {

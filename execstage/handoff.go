@@ -12,10 +12,12 @@ import (
 //	ov-init __ov_exec_stage FD ARGV...
 //
 // with the app's argv as it was given, byte for byte, and FD one end of a
-// stream socket. Through FD comes the Config, encoded by MarshalBinary;
-// back goes one status byte if the stage fails (see Main). Nothing passes
-// through text encodings: every path, name and argument arrives with the
-// bytes it had, valid UTF-8 or not.
+// stream socket. Through FD comes the Config, encoded by MarshalBinary, then
+// end of file; back goes a 0 byte just before execve (which closes FD: it
+// is close-on-exec by then), or one status byte if the stage fails (see
+// Main and reaper.Config.StageFD). Nothing passes through text encodings:
+// every path, name and argument arrives with the bytes it had, valid UTF-8
+// or not.
 
 // maxConfig bounds what the stage reads from the socket: a config holds
 // names and paths, each far below this.

@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/ov-init/ov-init/execstage"
-	"github.com/ov-init/ov-init/ovinit"
+	"github.com/ov-init/ov-init/initcmd"
 	"github.com/ov-init/ov-init/reaper"
 )
 
@@ -16,5 +16,5 @@ func main() {
 	}
 	// Subscribe before anything else: until then a TERM would kill PID 1.
 	sigs := reaper.Listen()
-	os.Exit(ovinit.Main(sigs))
+	os.Exit(initcmd.Main(sigs))
 }

@@ -48,13 +48,13 @@ func (k Kind) String() string {
 // Error makes a Kind usable as an errors.Is target; it is not a full message.
 func (k Kind) Error() string { return "machine key " + k.String() }
 
-// Error is every error Load returns, and the error Locked returns when it
-// cannot lock memory. Its text is one line that starts with "machine key" or
+// Error is every error Load returns (and locked's when it cannot lock
+// memory). Its text is one line that starts with "machine key" or
 // "opening machine key:", quotes the path and ends with the fix. It never
 // holds key bytes.
 type Error struct {
 	Kind Kind
-	Path string // as given to Load; "" for Locked
+	Path string // as given to Load; "" for locked
 	Err  error  // the underlying errno, if any
 
 	op     string // failing call, for KindRead and KindMemory

@@ -393,12 +393,14 @@ func watchOpens(t *testing.T, replace func(path string, flags int, open func(str
 	return &calls
 }
 
-// The key is looked up with O_PATH and checked on that descriptor before
-// the same inode is opened for reading through /proc/self/fd.
-func TestKeyIsCheckedOnAnOPathDescriptorThenReopenedThroughProc(t *testing.T) {
+// loadGoodKey loads a good key file, watching its opens as watchOpens
+// does with replace, checks that the key came back whole, and returns the
+// key file's path and the opens.
+func loadGoodKey(t *testing.T, replace func(path string, flags int, open func(string, int) (int, error)) (int, error)) (string, []openCall) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "machine.kek")
 	writeKeyFile(t, path, goodKey, 0o600)
-	opens := watchOpens(t, nil)
+	opens := watchOpens(t, replace)
 	k, err := load(t, path)
 	if err != nil {
 		t.Fatal(err)
@@ -407,9 +409,16 @@ func TestKeyIsCheckedOnAnOPathDescriptorThenReopenedThroughProc(t *testing.T) {
 	if !bytes.Equal(k.Bytes(), goodKey) {
 		t.Errorf("Bytes() = %x, want %x", k.Bytes(), goodKey)
 	}
-	if len(*opens) != 2 || (*opens)[0] != (openCall{path, pathFlags}) ||
-		!strings.HasPrefix((*opens)[1].path, fdDir) || (*opens)[1].flags != reopenFlags {
-		t.Fatalf("Load opened %v, want open(%q, O_PATH|O_NOFOLLOW|O_CLOEXEC), then open(%sN, O_RDONLY|O_CLOEXEC|O_NONBLOCK)", *opens, path, fdDir)
+	return path, *opens
+}
+
+// The key is looked up with O_PATH and checked on that descriptor before
+// the same inode is opened for reading through /proc/self/fd.
+func TestKeyIsCheckedOnAnOPathDescriptorThenReopenedThroughProc(t *testing.T) {
+	path, opens := loadGoodKey(t, nil)
+	if len(opens) != 2 || opens[0] != (openCall{path, pathFlags}) ||
+		!strings.HasPrefix(opens[1].path, fdDir) || opens[1].flags != reopenFlags {
+		t.Fatalf("Load opened %v, want open(%q, O_PATH|O_NOFOLLOW|O_CLOEXEC), then open(%sN, O_RDONLY|O_CLOEXEC|O_NONBLOCK)", opens, path, fdDir)
 	}
 	if pathFlags&unix.O_PATH == 0 || pathFlags&unix.O_NOFOLLOW == 0 || reopenFlags&unix.O_NONBLOCK == 0 {
 		t.Errorf("pathFlags %#x, reopenFlags %#x", pathFlags, reopenFlags)
@@ -425,19 +434,9 @@ func noProc(path string, flags int, open func(string, int) (int, error)) (int, e
 }
 
 func TestKeyLoadsWithoutProcByOpeningItsPathAgain(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "machine.kek")
-	writeKeyFile(t, path, goodKey, 0o600)
-	opens := watchOpens(t, noProc)
-	k, err := load(t, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Wipe()
-	if !bytes.Equal(k.Bytes(), goodKey) {
-		t.Errorf("Bytes() = %x, want %x", k.Bytes(), goodKey)
-	}
-	if n := len(*opens); n != 3 || (*opens)[2] != (openCall{path, openFlags}) {
-		t.Errorf("Load opened %v, want the fallback open(%q, O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK) last", *opens, path)
+	path, opens := loadGoodKey(t, noProc)
+	if n := len(opens); n != 3 || opens[2] != (openCall{path, openFlags}) {
+		t.Errorf("Load opened %v, want the fallback open(%q, O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK) last", opens, path)
 	}
 }
 
@@ -494,29 +493,13 @@ func TestLoadAsAnotherUIDChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// syscall's set*id apply to every thread of the process.
-	if err := syscall.Setgroups(nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Setresgid(uid, uid, uid); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Setresuid(uid, uid, uid); err != nil {
-		t.Fatal(err)
-	}
+	becomeUID(t, uid)
 	for i, path := range strings.Split(os.Getenv(asPathsEnv), "\n") {
 		k, err := Load(path)
 		if err == nil {
 			k.Wipe()
-			fmt.Printf("child:%d> ok\n", i)
-			continue
 		}
-		var e *Error
-		if !errors.As(err, &e) {
-			fmt.Printf("child:%d> not an *Error: %v\n", i, err)
-			continue
-		}
-		fmt.Printf("child:%d> %d: %v\n", i, e.Kind, err)
+		report(strconv.Itoa(i), err)
 	}
 }
 
@@ -527,24 +510,71 @@ func loadAs(t *testing.T, uid int, dir string, paths ...string) []string {
 	if os.Geteuid() != 0 {
 		t.Skipf("needs root: the child drops to uid %d", uid)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadAsAnotherUIDChild$", "-test.count=1")
+	var names []string
+	for i := range paths {
+		names = append(names, strconv.Itoa(i))
+	}
+	reports := runChild(t, "TestLoadAsAnotherUIDChild", dir,
+		[]string{asUIDEnv + "=" + strconv.Itoa(uid), asPathsEnv + "=" + strings.Join(paths, "\n")}, names...)
+	out := make([]string, len(paths))
+	for i, name := range names {
+		out[i] = reports[name]
+	}
+	return out
+}
+
+// becomeUID makes this process (every thread: syscall's set*id see to
+// that) uid and gid uid, with no supplementary groups and so, for a uid
+// other than 0, no capabilities.
+func becomeUID(t *testing.T, uid int) {
+	t.Helper()
+	if err := syscall.Setgroups(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setresgid(uid, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// report prints, for runChild, what a child's call named name returned:
+// "ok" or "<kind>: <error text>".
+func report(name string, err error) {
+	if err == nil {
+		fmt.Printf("child:%s> ok\n", name)
+		return
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		fmt.Printf("child:%s> not an *Error: %v\n", name, err)
+		return
+	}
+	fmt.Printf("child:%s> %d: %v\n", name, e.Kind, err)
+}
+
+// runChild re-runs this test binary as a child that runs only test (which
+// acts on env), in the working directory dir (this one when ""), and
+// returns what it reported of each of names.
+func runChild(t *testing.T, test, dir string, env []string, names ...string) map[string]string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), asUIDEnv+"="+strconv.Itoa(uid), asPathsEnv+"="+strings.Join(paths, "\n"))
+	cmd.Env = append(os.Environ(), env...)
 	raw, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("child as uid %d: %v\n%s", uid, err, raw)
+		t.Fatalf("child %s %q: %v\n%s", test, env, err, raw)
 	}
-	out := make([]string, len(paths))
+	out := map[string]string{}
 	for line := range strings.SplitSeq(string(raw), "\n") {
-		if name, report, ok := strings.Cut(line, "> "); ok && strings.HasPrefix(name, "child:") {
-			if i, err := strconv.Atoi(strings.TrimPrefix(name, "child:")); err == nil && i < len(out) {
-				out[i] = report
-			}
+		if name, r, ok := strings.Cut(line, "> "); ok && strings.HasPrefix(name, "child:") {
+			out[strings.TrimPrefix(name, "child:")] = r
 		}
 	}
-	for i, r := range out {
-		if r == "" {
-			t.Fatalf("child as uid %d reported nothing for %q:\n%s", uid, paths[i], raw)
+	for _, name := range names {
+		if _, ok := out[name]; !ok {
+			t.Fatalf("child %s %q reported nothing for %q:\n%s", test, env, name, raw)
 		}
 	}
 	return out

@@ -9,15 +9,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Locked returns n bytes of locked, non-dumpable memory for a secret that
-// must live there too (a key derived from the machine key), and the func
-// that zeroes, unlocks and unmaps it. n is at most one page: lock pages for
-// keys only, RLIMIT_MEMLOCK is often 64 KiB in containers. The free func may
-// be called more than once; it is not safe for concurrent use. A failure to
-// lock is an [*Error] of KindMemory whose text names RLIMIT_MEMLOCK.
-func Locked(n int) ([]byte, func(), error) {
+// locked returns n bytes of locked, non-dumpable memory, and the func that
+// zeroes, unlocks and unmaps it: the page Load reads the key into, for a
+// secret of another size. n is at most one page: lock pages for keys only,
+// RLIMIT_MEMLOCK is often 64 KiB in containers. The free func may be called
+// more than once; it is not safe for concurrent use. A failure to lock is an
+// [*Error] of KindMemory whose text names RLIMIT_MEMLOCK.
+//
+// Nothing outside this package's tests calls it today: the keys ov-init
+// derives from the machine key live on the exec stage's Go heap (see the
+// package doc), which execve discards.
+func locked(n int) ([]byte, func(), error) {
 	if ps := unix.Getpagesize(); n < 1 || n > ps {
-		return nil, nil, fmt.Errorf("keyload: Locked(%d): size must be 1 to %d bytes", n, ps)
+		return nil, nil, fmt.Errorf("keyload: locked(%d): size must be 1 to %d bytes", n, ps)
 	}
 	page, err := lockedPage()
 	if err != nil {

@@ -4,15 +4,12 @@ package keyload
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"unsafe"
 
@@ -149,12 +146,12 @@ func TestWipeZeroesThePageBeforeUnmappingIt(t *testing.T) {
 }
 
 func TestLockedMemoryIsLockedUndumpableAndFreedOnce(t *testing.T) {
-	b, free, err := Locked(64)
+	b, free, err := locked(64)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(b) != 64 || cap(b) != 64 {
-		t.Errorf("Locked(64) has len %d cap %d, want 64 and 64", len(b), cap(b))
+		t.Errorf("locked(64) has len %d cap %d, want 64 and 64", len(b), cap(b))
 	}
 	copy(b, goodKey)
 	addr := assertLockedAndUndumped(t, b)
@@ -171,17 +168,17 @@ func TestLockedMemoryIsLockedUndumpableAndFreedOnce(t *testing.T) {
 
 func TestLockedRefusesSizesOutsideOnePage(t *testing.T) {
 	for _, n := range []int{-1, 0, unix.Getpagesize() + 1} {
-		if b, free, err := Locked(n); err == nil {
+		if b, free, err := locked(n); err == nil {
 			free()
-			t.Errorf("Locked(%d) returned %d bytes, want an error", n, len(b))
+			t.Errorf("locked(%d) returned %d bytes, want an error", n, len(b))
 		}
 	}
-	b, free, err := Locked(unix.Getpagesize())
+	b, free, err := locked(unix.Getpagesize())
 	if err != nil {
-		t.Fatalf("Locked(one page): %v", err)
+		t.Fatalf("locked(one page): %v", err)
 	}
 	if len(b) != unix.Getpagesize() {
-		t.Errorf("Locked(one page) has %d bytes", len(b))
+		t.Errorf("locked(one page) has %d bytes", len(b))
 	}
 	free()
 }
@@ -205,11 +202,7 @@ func TestLockFailureNamesRLIMIT_MEMLOCK(t *testing.T) {
 		t.Skip("needs root: the child drops to uid 65534 so that CAP_IPC_LOCK no longer bypasses RLIMIT_MEMLOCK")
 	}
 	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} { // let uid 65534 reach the files
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reachable(t, dir) // by uid 65534
 	key := filepath.Join(dir, "machine.kek")
 	writeKeyFile(t, key, goodKey, 0o600)
 	if err := os.Chown(key, nobody, nobody); err != nil {
@@ -221,7 +214,7 @@ func TestLockFailureNamesRLIMIT_MEMLOCK(t *testing.T) {
 	// With RLIMIT_MEMLOCK 0 nothing can be locked.
 	out := runMemlockChild(t, 0, key, denied)
 	if got, want := out["locked"], fmt.Sprintf("%d: key memory cannot be locked: mlock: operation not permitted; fix: raise RLIMIT_MEMLOCK (soft limit now 0 KiB) with ulimit -l, e.g. docker run --ulimit memlock=65536, or grant CAP_IPC_LOCK", KindMemory); got != want {
-		t.Errorf("Locked under RLIMIT_MEMLOCK 0:\n got %s\nwant %s", got, want)
+		t.Errorf("locked under RLIMIT_MEMLOCK 0:\n got %s\nwant %s", got, want)
 	}
 	if got, want := out["load"], fmt.Sprintf("%d: machine key cannot be held in locked memory: mlock: operation not permitted (%q); fix: raise RLIMIT_MEMLOCK", KindMemory, key); !strings.HasPrefix(got, want) {
 		t.Errorf("Load under RLIMIT_MEMLOCK 0:\n got %s\nwant prefix %s", got, want)
@@ -237,38 +230,22 @@ func TestLockFailureNamesRLIMIT_MEMLOCK(t *testing.T) {
 	// loads, so the refusal above is the limit's doing, not the uid switch's.
 	out = runMemlockChild(t, 64<<10, key, denied)
 	if out["locked"] != "ok" || out["load"] != "ok" {
-		t.Errorf("under RLIMIT_MEMLOCK 64 KiB: Locked: %s; Load: %s; want both ok", out["locked"], out["load"])
+		t.Errorf("under RLIMIT_MEMLOCK 64 KiB: locked: %s; Load: %s; want both ok", out["locked"], out["load"])
 	}
 }
 
 // runMemlockChild runs memlockChild and returns its report lines by name.
 func runMemlockChild(t *testing.T, limit uint64, key, denied string) map[string]string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLockFailureNamesRLIMIT_MEMLOCK$", "-test.count=1")
-	cmd.Env = append(os.Environ(),
-		memlockChildEnv+"="+strconv.FormatUint(limit, 10),
-		childKeyEnv+"="+key,
-		childDeniedEnv+"="+denied)
-	raw, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child with RLIMIT_MEMLOCK %d: %v\n%s", limit, err, raw)
-	}
-	out := map[string]string{}
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if name, report, ok := strings.Cut(line, "> "); ok && strings.HasPrefix(name, "child:") {
-			out[strings.TrimPrefix(name, "child:")] = report
-		}
-	}
-	for _, name := range []string{"locked", "load", "denied"} {
-		if _, ok := out[name]; !ok {
-			t.Fatalf("child with RLIMIT_MEMLOCK %d reported no %q:\n%s", limit, name, raw)
-		}
-	}
-	return out
+	return runChild(t, "TestLockFailureNamesRLIMIT_MEMLOCK", "", []string{
+		memlockChildEnv + "=" + strconv.FormatUint(limit, 10),
+		childKeyEnv + "=" + key,
+		childDeniedEnv + "=" + denied,
+	}, "locked", "load", "denied")
 }
 
 // memlockChild lowers RLIMIT_MEMLOCK, becomes uid 65534 and reports, one
-// line each, what Locked and Load return: "ok" or "<kind>: <error text>".
+// line each, what locked and Load return: "ok" or "<kind>: <error text>".
 func memlockChild(t *testing.T) {
 	limit, err := strconv.ParseUint(os.Getenv(memlockChildEnv), 10, 64)
 	if err != nil {
@@ -277,29 +254,8 @@ func memlockChild(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
 		t.Fatal(err)
 	}
-	// syscall's set*id apply to every thread of the process.
-	if err := syscall.Setgroups(nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Setresgid(nobody, nobody, nobody); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Setresuid(nobody, nobody, nobody); err != nil {
-		t.Fatal(err)
-	}
-	report := func(name string, err error) {
-		if err == nil {
-			fmt.Printf("child:%s> ok\n", name)
-			return
-		}
-		var e *Error
-		if !errors.As(err, &e) {
-			fmt.Printf("child:%s> not an *Error: %v\n", name, err)
-			return
-		}
-		fmt.Printf("child:%s> %d: %v\n", name, e.Kind, err)
-	}
-	_, free, err := Locked(Size)
+	becomeUID(t, nobody)
+	_, free, err := locked(Size)
 	if err == nil {
 		free()
 	}

@@ -18,9 +18,9 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/ov-init/ov-init/execstage"
+	"github.com/ov-init/ov-init/exitcode"
+	"github.com/ov-init/ov-init/initcmd"
 	"github.com/ov-init/ov-init/internal/shellquote"
-	"github.com/ov-init/ov-init/ovinit"
-	"github.com/ov-init/ov-init/reaper"
 )
 
 // Exit statuses of ov. `ov run` exits with ov-init's statuses instead.
@@ -29,7 +29,7 @@ const (
 	// they were.
 	exitFailure = 1
 	// exitUsage: the command line or an OV_* variable is wrong (as ov-init).
-	exitUsage = reaper.ExitUsage
+	exitUsage = exitcode.Usage
 )
 
 const description = `Works offline on a vault file: creates it under a master password,
@@ -70,16 +70,16 @@ func Main(args []string) int {
 	home, _ := os.UserHomeDir()
 	defaultVault := ""
 	if home != "" {
-		defaultVault = filepath.Join(home, ovinit.UserVault)
+		defaultVault = filepath.Join(home, initcmd.UserVault)
 	}
 	parser, err := kong.New(&c,
 		kong.Name("ov"),
 		kong.Description(description),
-		kong.Vars{"version": "ov " + ovinit.Version, "vault": defaultVault},
+		kong.Vars{"version": "ov " + initcmd.Version, "vault": defaultVault},
 		kong.ExplicitGroups([]kong.Group{{Key: "secrets", Title: "Secrets mode (with --app)"}}),
 		kong.Exit(func(code int) { exit = code }),
 		kong.Writers(os.Stdout, os.Stderr),
-		ovinit.BytesOption,
+		initcmd.BytesOption,
 	)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ov: %v\n", err)

@@ -3,26 +3,29 @@ package reaper
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ov-init/ov-init/exitcode"
 )
 
-// The test binary doubles as a PID 1 when REAPER_TEST_PID1 is set, so the
-// runtime can be driven with a child that is slow to become ready.
+// The test binary doubles as a PID 1 when REAPER_TEST_PID1 is set: it runs
+// that shell script as its child, as a plain app or, with
+// REAPER_TEST_AS_STAGE set, as an exec stage that gets the hand-off socket
+// at fd 3 (see Config.StageFD) and REAPER_TEST_STAGE_CONFIG through it.
 func TestMain(m *testing.M) {
 	if script := os.Getenv("REAPER_TEST_PID1"); script != "" {
 		sigs := Listen()
 		cfg := Config{
-			Path:    "/bin/sh",
-			Argv:    []string{"sh", "-c", script},
-			Env:     os.Environ(),
-			ReadyFD: readyFD(),
-			Stage:   []byte(os.Getenv("REAPER_TEST_STAGE")),
-			Log:     os.Stderr,
+			Path:        "/bin/sh",
+			Argv:        []string{"sh", "-c", script},
+			Env:         os.Environ(),
+			StageFD:     stageFD(),
+			StageConfig: []byte(os.Getenv("REAPER_TEST_STAGE_CONFIG")),
+			Log:         os.Stderr,
 		}
 		if code, err := strconv.Atoi(os.Getenv("REAPER_TEST_REMAP")); err == nil {
 			cfg.RemapExit = map[int]bool{code: true}
@@ -32,26 +35,29 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func readyFD() int {
-	if os.Getenv("REAPER_TEST_WAIT_READY") == "" {
+func stageFD() int {
+	if os.Getenv("REAPER_TEST_AS_STAGE") == "" {
 		return 0
 	}
-	return 3 // the script closes fd 3
+	return 3
 }
 
-// readyScript stands in for the exec stage: it is not ready to take USR1
-// for half a second, then traps it and closes fd 3 (as execve would).
-const readyScript = `sleep 0.5; trap 'echo got USR1; exit 0' USR1; printf '\000' >&3; exec 3>&-; while :; do sleep 0.05; done`
+// slowStage stands in for the exec stage: for half a second it cannot take
+// USR1 (it would die of it), then it traps it, writes the 0 byte that says
+// the app starts and closes fd 3 (as execve would).
+const slowStage = `sleep 0.5; trap 'echo got USR1; exit 0' USR1; printf '\000' >&3; exec 3>&-; while :; do sleep 0.05; done`
 
-func runEarlySignal(t *testing.T, waitReady bool) (int, string) {
+// runEarlySignal runs slowStage under a PID 1, as an exec stage or as a
+// plain app, and sends PID 1 a USR1 before the script traps it.
+func runEarlySignal(t *testing.T, asStage bool) (int, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for CLONE_NEWPID")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "REAPER_TEST_PID1="+readyScript)
-	if waitReady {
-		cmd.Env = append(cmd.Env, "REAPER_TEST_WAIT_READY=1")
+	cmd.Env = append(os.Environ(), "REAPER_TEST_PID1="+slowStage)
+	if asStage {
+		cmd.Env = append(cmd.Env, "REAPER_TEST_AS_STAGE=1")
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 	var out strings.Builder
@@ -59,7 +65,7 @@ func runEarlySignal(t *testing.T, waitReady bool) (int, string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond) // PID 1 runs, the child is not ready
+	time.Sleep(150 * time.Millisecond) // PID 1 runs, the stage has not said the app starts
 	cmd.Process.Signal(syscall.SIGUSR1)
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -76,35 +82,16 @@ func runEarlySignal(t *testing.T, waitReady bool) (int, string) {
 func TestSignalsBeforeTheAppRunsAreHeldThenDelivered(t *testing.T) {
 	code, out := runEarlySignal(t, true)
 	if code != 0 || out != "got USR1\n" {
-		t.Errorf("exit %d, output %q; want the USR1 delivered once the child was ready", code, out)
+		t.Errorf("exit %d, output %q; want the USR1 delivered once the stage said the app starts", code, out)
 	}
 }
 
-// Negative control: forwarded at once, the early USR1 kills the child.
-func TestSignalsAreForwardedAtOnceWithoutWaitReady(t *testing.T) {
+// Negative control: to a plain app, which runs at once, the early USR1 is
+// forwarded at once and kills it.
+func TestSignalsAreForwardedAtOnceToAPlainApp(t *testing.T) {
 	code, _ := runEarlySignal(t, false)
 	if code != 128+int(syscall.SIGUSR1) {
-		t.Errorf("exit %d, want %d: without WaitReady the early signal should kill the child", code, 128+int(syscall.SIGUSR1))
-	}
-}
-
-func TestParseSignal(t *testing.T) {
-	good := map[string]syscall.Signal{
-		"TERM": 15, "SIGTERM": 15, "term": 15, "15": 15, "QUIT": 3, "usr1": 10,
-		"RTMIN": 34, "RTMIN+3": 37, "SIGRTMAX": 64, "RTMAX-2": 62, "64": 64,
-	}
-	for in, want := range good {
-		if got, err := ParseSignal(in, false); err != nil || got != want {
-			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "0", "65", "-1", "NOPE", "RTMIN-1", "RTMAX+1", "RTMIN+31", "SIG"} {
-		if got, err := ParseSignal(in, false); err == nil {
-			t.Errorf("ParseSignal(%q) = %v, want an error", in, got)
-		}
-	}
-	if got, err := ParseSignal("0", true); err != nil || got != 0 {
-		t.Errorf("ParseSignal(0, allowZero) = %v, %v", got, err)
+		t.Errorf("exit %d, want %d: a plain app gets the early signal at once and dies of it", code, 128+int(syscall.SIGUSR1))
 	}
 }
 
@@ -141,34 +128,6 @@ func TestForwardable(t *testing.T) {
 	}
 }
 
-func TestLookPath(t *testing.T) {
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "tool")
-	os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755)
-	plain := filepath.Join(dir, "plain")
-	os.WriteFile(plain, []byte("x"), 0o644)
-	env := []string{"PATH=/nonexistent:" + dir}
-
-	if got, err := LookPath("tool", env); err != nil || got != exe {
-		t.Errorf("LookPath(tool) = %q, %v", got, err)
-	}
-	status := func(name string) int {
-		_, err := LookPath(name, env)
-		if err == nil {
-			return 0
-		}
-		return err.(*ExecError).Status()
-	}
-	for name, want := range map[string]int{"missing": 127, "plain": 126, plain: 126, dir: 126, "/no/such": 127, "": 127, exe: 0} {
-		if got := status(name); got != want {
-			t.Errorf("LookPath(%q): status %d, want %d", name, got, want)
-		}
-	}
-	if got, err := LookPath("sh", nil); err != nil || !strings.HasSuffix(got, "/sh") {
-		t.Errorf("without PATH, LookPath(sh) = %q, %v; want the default search path", got, err)
-	}
-}
-
 // runStage runs script as the exec stage of a PID 1 with --remap-exit
 // remap, and returns PID 1's status and the child's stdout.
 func runStage(t *testing.T, script string, remap int, stage string) (int, string) {
@@ -177,8 +136,8 @@ func runStage(t *testing.T, script string, remap int, stage string) (int, string
 		t.Skip("needs root for CLONE_NEWPID")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "REAPER_TEST_PID1="+script, "REAPER_TEST_WAIT_READY=1",
-		"REAPER_TEST_REMAP="+strconv.Itoa(remap), "REAPER_TEST_STAGE="+stage)
+	cmd.Env = append(os.Environ(), "REAPER_TEST_PID1="+script, "REAPER_TEST_AS_STAGE=1",
+		"REAPER_TEST_REMAP="+strconv.Itoa(remap), "REAPER_TEST_STAGE_CONFIG="+stage)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 	out, _ := cmd.Output()
 	return cmd.ProcessState.ExitCode(), string(out)
@@ -195,8 +154,8 @@ func TestStageFailureIsNeverRemapped(t *testing.T) {
 	}
 }
 
-// Control: a stage that execs (closes the socket without a byte) is the
-// app, and the app's 78 is remapped.
+// Control: a stage that says the app starts (a 0 byte, then the socket
+// closed as execve closes it) is the app, and the app's 78 is remapped.
 func TestAppStatusIsRemappedAfterTheStage(t *testing.T) {
 	code, _ := runStage(t, `printf '\000' >&3; exec 3>&-; exit 78`, 78, "")
 	if code != 0 {
@@ -212,7 +171,7 @@ func TestSilentStageIsNeverTakenForTheApp(t *testing.T) {
 		t.Errorf("exit %d, want 141 unremapped", code)
 	}
 	code, _ = runStage(t, `exec 3>&-; exit 0`, 0, "")
-	if code != ExitInternal {
-		t.Errorf("a stage that exits 0 without a word: exit %d, want %d", code, ExitInternal)
+	if code != exitcode.Internal {
+		t.Errorf("a stage that exits 0 without a word: exit %d, want %d", code, exitcode.Internal)
 	}
 }

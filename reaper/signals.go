@@ -1,16 +1,15 @@
 package reaper
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ov-init/ov-init/signame"
 )
 
 // Signals is the subscription to every catchable signal. Take it with Listen
@@ -22,10 +21,10 @@ type Signals struct {
 }
 
 // signalBuffer is the queue between the Go runtime and the loop for the
-// signals to forward. os/signal drops a signal when the queue is full; a
-// storm can fill it, and then it drops only duplicates of what is queued.
-// SIGCHLD has a queue of its own, so no storm can make PID 1 miss the
-// app's exit.
+// signals to forward. os/signal never blocks: when the queue is full it
+// drops the signal, whichever it is, so the queue is deep enough for the
+// loop to fall far behind a storm before that happens. SIGCHLD has a queue
+// of its own, so no storm can make PID 1 miss the app's exit.
 const signalBuffer = 128
 
 // early are the signals subscribed before Listen returns: those the Go
@@ -46,7 +45,7 @@ var early = []os.Signal{
 // runtime's own preemption signal, never forwarded).
 func rest() []os.Signal {
 	var sigs []os.Signal
-	for n := syscall.Signal(1); n <= sigRTMax; n++ {
+	for n := syscall.Signal(1); n <= signame.RTMax; n++ {
 		switch n {
 		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG:
 			continue
@@ -89,68 +88,6 @@ func forwardable(sig syscall.Signal) bool {
 		return false
 	}
 	return true
-}
-
-// sigRTMin and sigRTMax bound the real-time signals as the C library shows
-// them to users (glibc reserves 32 and 33 for itself).
-const (
-	sigRTMin = 34
-	sigRTMax = 64
-)
-
-// ParseSignal reads a signal written as a number (15), a name with or without
-// the SIG prefix, in any case (TERM, sigterm), or a real-time offset
-// (RTMIN+3, RTMAX-1). Zero is accepted only when allowZero is set.
-func ParseSignal(s string, allowZero bool) (syscall.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n == 0 && allowZero {
-			return 0, nil
-		}
-		if n < 1 || n > sigRTMax {
-			return 0, fmt.Errorf("signal %q out of range 1..%d", s, sigRTMax)
-		}
-		return syscall.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	name = strings.TrimPrefix(name, "SIG")
-	if rt, ok := parseRT(name); ok {
-		return rt, nil
-	}
-	if sig := unix.SignalNum("SIG" + name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("unknown signal %q (use a name like TERM or a number like 15)", s)
-}
-
-func parseRT(name string) (syscall.Signal, bool) {
-	base, sign := 0, 1
-	switch {
-	case strings.HasPrefix(name, "RTMIN"):
-		base, name = sigRTMin, name[len("RTMIN"):]
-	case strings.HasPrefix(name, "RTMAX"):
-		base, name, sign = sigRTMax, name[len("RTMAX"):], -1
-	default:
-		return 0, false
-	}
-	if name == "" {
-		return syscall.Signal(base), true
-	}
-	if (sign > 0 && name[0] != '+') || (sign < 0 && name[0] != '-') {
-		return 0, false
-	}
-	n, err := strconv.Atoi(name[1:])
-	if err != nil || n < 0 || n > sigRTMax-sigRTMin {
-		return 0, false
-	}
-	return syscall.Signal(base + sign*n), true
-}
-
-// signalName is for log lines: "SIGTERM", or "signal 40".
-func signalName(sig syscall.Signal) string {
-	if name := unix.SignalName(sig); name != "" {
-		return name
-	}
-	return "signal " + strconv.Itoa(int(sig))
 }
 
 // unhandled are signals the Go runtime never installs a handler for (the C

@@ -1,4 +1,12 @@
-package reaper
+// Package execpath finds and runs the app's command as execvp(3) does: a
+// name without a slash is looked up in PATH, a script without a #! line runs
+// through /bin/sh, and a failure is an [*Error] that knows its shell exit
+// status (127 not found, 126 not executable).
+//
+// PATH is read from the environment ov-init inherited, first entry winning
+// as with getenv(3) (see internal/envlist), never from one a secret could
+// set.
+package execpath
 
 import (
 	"errors"
@@ -7,41 +15,44 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/ov-init/ov-init/exitcode"
+	"github.com/ov-init/ov-init/internal/envlist"
 )
 
 // defaultPath is the search path when the environment has no PATH, as in
 // Docker's default environment.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// shell runs a script that lacks a #! line, as execvp(3) does.
-const shell = "/bin/sh"
+// Shell runs a script that lacks a #! line, as execvp(3) does.
+const Shell = "/bin/sh"
 
-// ExecError says why the command could not be started and which exit status
+// Error says why the command could not be started and which exit status
 // that failure maps to.
-type ExecError struct {
+type Error struct {
 	Command string
 	Err     error
 }
 
-func (e *ExecError) Error() string {
+func (e *Error) Error() string {
 	switch {
 	case errors.Is(e.Err, fs.ErrNotExist) && !strings.Contains(e.Command, "/"):
 		return fmt.Sprintf("%q: command not found in PATH", e.Command)
 	case errors.Is(e.Err, syscall.ENOEXEC):
-		return fmt.Sprintf("%q: exec format error (not a binary for this machine, and no %s to run it as a script)", e.Command, shell)
+		return fmt.Sprintf("%q: exec format error (not a binary for this machine, and no %s to run it as a script)", e.Command, Shell)
 	}
 	return fmt.Sprintf("%q: %v", e.Command, e.Err)
 }
 
-func (e *ExecError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
-// Status is 127 when the command does not exist and 126 when it exists but
-// cannot be executed.
-func (e *ExecError) Status() int {
+// Status is exitcode.NotFound (127) when the command does not exist and
+// exitcode.NotExecutable (126) when it exists but cannot be executed.
+func (e *Error) Status() int {
 	if errors.Is(e.Err, fs.ErrNotExist) {
-		return ExitNotFound
+		return exitcode.NotFound
 	}
-	return ExitNotExecutable
+	return exitcode.NotExecutable
 }
 
 // LookPath finds name as execvp(3) would, in the PATH of env: a name with a
@@ -50,15 +61,15 @@ func (e *ExecError) Status() int {
 // error (126 rather than 127).
 func LookPath(name string, env []string) (string, error) {
 	if name == "" {
-		return "", &ExecError{Command: name, Err: fs.ErrNotExist}
+		return "", &Error{Command: name, Err: fs.ErrNotExist}
 	}
 	if strings.Contains(name, "/") {
 		if err := executable(name); err != nil {
-			return "", &ExecError{Command: name, Err: err}
+			return "", &Error{Command: name, Err: err}
 		}
 		return name, nil
 	}
-	path, ok := getenv(env, "PATH")
+	path, ok := envlist.Get(env, "PATH")
 	if !ok {
 		path = defaultPath
 	}
@@ -77,9 +88,9 @@ func LookPath(name string, env []string) (string, error) {
 		}
 	}
 	if denied != nil {
-		return "", &ExecError{Command: name, Err: denied}
+		return "", &Error{Command: name, Err: denied}
 	}
-	return "", &ExecError{Command: name, Err: fs.ErrNotExist}
+	return "", &Error{Command: name, Err: fs.ErrNotExist}
 }
 
 // executable reports why path cannot be executed, if it cannot.
@@ -105,17 +116,8 @@ func executable(path string) error {
 // through /bin/sh, as execvp(3) does after ENOEXEC, and false when the image
 // has no /bin/sh.
 func ShellFallback(path string, argv []string) ([]string, bool) {
-	if _, err := os.Stat(shell); err != nil {
+	if _, err := os.Stat(Shell); err != nil {
 		return nil, false
 	}
-	return append([]string{shell, path}, argv[1:]...), true
-}
-
-func getenv(env []string, key string) (string, bool) {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v, true
-		}
-	}
-	return "", false
+	return append([]string{Shell, path}, argv[1:]...), true
 }

@@ -1,4 +1,4 @@
-package ovinit
+package initcmd
 
 import (
 	"bytes"
@@ -10,29 +10,26 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/ov-init/ov-init/exitcode"
+	"github.com/ov-init/ov-init/internal/envlist"
 	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/reaper"
 )
 
-// self is the executable the exec stage runs from: ov-init itself, even
-// when its file has been replaced or removed since it started.
-const self = "/proc/self/exe"
+// defaultMachineKey is where Docker and Kubernetes users mount the key
+// (the default of Flags.MachineKey, which kong reads from its tag).
+const defaultMachineKey = "/run/secrets/machine.kek"
 
-// DefaultMachineKey is where Docker and Kubernetes users mount the key.
-const DefaultMachineKey = "/run/secrets/machine.kek"
-
-// Version is set at build time (-ldflags -X).
+// Version is set at build time (-ldflags -X); ov reports it too.
 var Version = "dev"
 
-const description = `A container init (PID 1) that also injects sealed secrets.
+// intro is the top of ov-init --help; the exit-status paragraph follows,
+// from exitcode's table.
+const intro = `A container init (PID 1) that also injects sealed secrets.
 
 Starts COMMAND, forwards signals to it, reaps zombies and exits with its
 status. With --app it first reads the machine key, opens that app's secrets
-from the vault and puts them in COMMAND's environment.
-
-Exit status: COMMAND's own; 128+N when a signal N killed it; 2 usage error;
-78 machine key, vault or secret error (COMMAND not started); 125 ov-init
-failed; 126 COMMAND not executable; 127 COMMAND not found.`
+from the vault and puts them in COMMAND's environment.`
 
 type cli struct {
 	Flags   `embed:""`
@@ -41,7 +38,8 @@ type cli struct {
 	Command []string         `arg:"" optional:"" passthrough:"partial" name:"command" help:"The app and its arguments (after --)."`
 }
 
-// Main is bin/ov-init's main.
+// Main is bin/ov-init's main, after the exec stage has been routed and the
+// signals subscribed.
 func Main(sigs *reaper.Signals) int {
 	args, env := os.Args[1:], os.Environ()
 	o, ok := plain(args, env)
@@ -54,6 +52,63 @@ func Main(sigs *reaper.Signals) int {
 	return Run(o, sigs)
 }
 
+// New is one run of ov-init as a kong parser read it, for ov-init's own
+// command line and for `ov run` alike: ctx is the parsed context, f the
+// Flags it filled, vault the --vault it read (which counts only if given:
+// otherwise ov-init looks in its default places), command kong's
+// passthrough argument and env the environment kong read the OV_*
+// variables from. Which settings were given, and which variables configure
+// ov-init rather than the app, come from ctx's model of the flags, so the
+// two commands cannot drift apart.
+func New(ctx *kong.Context, f Flags, vault string, command, env []string) Options {
+	o := Options{
+		Flags:   f,
+		Command: commandOf(ctx.Args, command),
+		given:   map[string]bool{},
+	}
+	var names []string
+	for _, fl := range ctx.Flags() {
+		names = append(names, fl.Envs...)
+		if !given(ctx, fl, env) {
+			continue
+		}
+		if fl.Name == "vault" {
+			o.Vault = vault
+		}
+		if fl.Group != nil && fl.Group.Key == secretsGroup {
+			o.given[fl.Name] = true
+		}
+	}
+	o.Env = envlist.Unset(env, names...)
+	return o
+}
+
+// given reports whether flag f was given on the command line or through its
+// variable in env (even empty).
+func given(ctx *kong.Context, f *kong.Flag, env []string) bool {
+	for _, p := range ctx.Path {
+		if p.Flag != nil && p.Flag.Name == f.Name { // parsed from the command line
+			return true
+		}
+	}
+	for _, e := range f.Envs {
+		if _, ok := envlist.Get(env, e); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// commandOf is the app's argv from kong's passthrough argument: verbatim,
+// and without the "--" that kong keeps there.
+func commandOf(args, command []string) []string {
+	command = verbatim(args, command)
+	if len(command) > 0 && command[0] == "--" {
+		command = command[1:]
+	}
+	return command
+}
+
 // parse reads the command line and the OV_* variables with kong. When
 // ov-init must stop instead (--help, --version, a usage error) it returns
 // false and the exit status.
@@ -62,17 +117,16 @@ func parse(args, env []string) (Options, int, bool) {
 	exit := -1
 	parser, err := kong.New(&c,
 		kong.Name("ov-init"),
-		kong.Description(description),
+		kong.Description(intro+"\n\n"+exitcode.Help()),
 		kong.Vars{"version": "ov-init " + Version},
-		kong.ExplicitGroups([]kong.Group{{Key: "secrets", Title: "Secrets mode (with --app)"}}),
+		kong.ExplicitGroups([]kong.Group{{Key: secretsGroup, Title: "Secrets mode (with --app)"}}),
 		kong.Exit(func(code int) { exit = code }),
 		kong.Writers(os.Stdout, os.Stderr),
 		kong.Help(help),
 		BytesOption,
 	)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
-		return Options{}, reaper.ExitInternal, false
+		return Options{}, fail(exitcode.Internal, err), false
 	}
 	ctx, err := parser.Parse(args)
 	if exit >= 0 {
@@ -81,55 +135,7 @@ func parse(args, env []string) (Options, int, bool) {
 	if err != nil {
 		return Options{}, usageError(err), false
 	}
-	return Options{
-		Flags:   c.Flags,
-		Vault:   c.Vault,
-		Command: Command(args, c.Command),
-		Env:     CleanEnv(env, EnvNames(ctx)),
-		Self:    self,
-		Given:   Given(ctx, env),
-	}, 0, true
-}
-
-// Command is the app's argv from kong's passthrough argument: verbatim, and
-// without the "--" that kong keeps there.
-func Command(args, command []string) []string {
-	command = verbatim(args, command)
-	if len(command) > 0 && command[0] == "--" {
-		command = command[1:]
-	}
-	return command
-}
-
-// Given reports which flags were given on the command line or through their
-// variable in env (even empty), by flag name.
-func Given(ctx *kong.Context, env []string) map[string]bool {
-	given := map[string]bool{}
-	for _, p := range ctx.Path {
-		if p.Flag != nil { // parsed from the command line
-			given[p.Flag.Name] = true
-		}
-	}
-	for _, f := range ctx.Flags() {
-		for _, e := range f.Envs {
-			for _, kv := range env {
-				if strings.HasPrefix(kv, e+"=") {
-					given[f.Name] = true
-				}
-			}
-		}
-	}
-	return given
-}
-
-// EnvNames lists the OV_* variables that configure ov-init, from the
-// parser's own model so the list cannot drift from the flags.
-func EnvNames(ctx *kong.Context) []string {
-	var names []string
-	for _, f := range ctx.Flags() {
-		names = append(names, f.Envs...)
-	}
-	return names
+	return New(ctx, c.Flags, c.Vault, c.Command, env), 0, true
 }
 
 func usageError(err error) int {
@@ -140,7 +146,7 @@ func usageError(err error) int {
 	}
 	// kong repeats what it did not understand, bytes and all.
 	fmt.Fprintf(os.Stderr, "ov-init: %s (see ov-init --help)\n", shellquote.Line(msg))
-	return reaper.ExitUsage
+	return exitcode.Usage
 }
 
 // help is kong's help with the usage line users know from tini.
@@ -182,8 +188,8 @@ func plain(args, env []string) (Options, bool) {
 			return Options{}, false
 		}
 	}
-	o := Options{Command: args, Env: env, Self: self, Given: map[string]bool{}}
-	o.MachineKey = DefaultMachineKey
+	o := Options{Command: args, Env: env, given: map[string]bool{}}
+	o.MachineKey = defaultMachineKey
 	return o, true
 }
 

@@ -1,4 +1,4 @@
-package ovinit
+package initcmd
 
 import (
 	"os"
@@ -81,12 +81,12 @@ func TestSettingsComeFromTheEnvironment(t *testing.T) {
 
 func TestParseRewrite(t *testing.T) {
 	for _, bad := range []string{"TERM", "TERM:", ":QUIT", "NOPE:QUIT", "TERM:NOPE", "0:TERM", "TERM:65"} {
-		if _, _, err := ParseRewrite(bad); err == nil {
-			t.Errorf("ParseRewrite(%q) accepted", bad)
+		if _, _, err := parseRewrite(bad); err == nil {
+			t.Errorf("parseRewrite(%q) accepted", bad)
 		}
 	}
-	if from, to, err := ParseRewrite("USR1:0"); err != nil || from != 10 || to != 0 {
-		t.Errorf("ParseRewrite(USR1:0) = %v %v %v", from, to, err)
+	if from, to, err := parseRewrite("USR1:0"); err != nil || from != 10 || to != 0 {
+		t.Errorf("parseRewrite(USR1:0) = %v %v %v", from, to, err)
 	}
 }
 
@@ -133,12 +133,12 @@ func FuzzParseRewrite(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
-		from, to, err := ParseRewrite(spec)
+		from, to, err := parseRewrite(spec)
 		if err != nil {
 			return
 		}
 		if from < 1 || from > 64 || to < 0 || to > 64 {
-			t.Fatalf("ParseRewrite(%q) = %d:%d, outside 1..64 / 0..64", spec, from, to)
+			t.Fatalf("parseRewrite(%q) = %d:%d, outside 1..64 / 0..64", spec, from, to)
 		}
 	})
 }
