@@ -10,11 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ov-init/ov-init/internal/procstat"
 )
 
 // Paths of the binaries TestMain builds once.
@@ -85,12 +86,27 @@ func (b *syncBuffer) String() string {
 // pid1 starts ov-init ARGS as PID 1 of a new PID namespace.
 func pid1(t *testing.T, args ...string) *proc {
 	t.Helper()
-	return startProc(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}, nil, args...)
+	return startProc(t, newPIDNamespace(), nil, args...)
 }
 
+// newPIDNamespace makes the process it starts PID 1 of a new PID namespace.
+func newPIDNamespace() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+}
+
+// startProc starts ov-init ARGS with attr, and with env as its whole
+// environment (the test's own when nil).
 func startProc(t *testing.T, attr *syscall.SysProcAttr, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(ovInit, args...)
+	return startCmd(t, ovInit, attr, env, args...)
+}
+
+// startCmd starts bin ARGS as startProc starts ov-init: for the negative
+// controls, which put a program that lacks one of ov-init's behaviours in
+// its place.
+func startCmd(t *testing.T, bin string, attr *syscall.SysProcAttr, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = attr
 	cmd.Env = env
 	p := &proc{t: t, cmd: cmd, lines: make(chan string, 1024), stderr: newSyncBuffer(), done: make(chan struct{})}
@@ -154,6 +170,16 @@ func (p *proc) expect(prefix string, timeout time.Duration) string {
 	}
 }
 
+// next returns the next stdout line if one comes within timeout.
+func (p *proc) next(timeout time.Duration) (string, bool) {
+	select {
+	case line, ok := <-p.lines:
+		return line, ok
+	case <-time.After(timeout):
+		return "", false
+	}
+}
+
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -199,29 +225,41 @@ func runPID1(t *testing.T, stdin io.Reader, args ...string) (int, string, string
 
 // killTree SIGKILLs pid and every process descended from it.
 func killTree(pid int) {
-	parents := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		ppid, _ := strconv.Atoi(f[1])
-		parents[ppid] = append(parents[ppid], child)
+	all, _ := procstat.All()
+	children := map[int][]int{}
+	for _, s := range all {
+		children[s.PPID] = append(children[s.PPID], s.PID)
 	}
 	var kill func(int)
 	kill = func(p int) {
 		syscall.Kill(p, syscall.SIGSTOP) // no more forks while we look
-		for _, c := range parents[p] {
+		for _, c := range children[p] {
 			kill(c)
 		}
 		syscall.Kill(p, syscall.SIGKILL)
 	}
 	kill(pid)
+}
+
+// procState is the state letter of process pid (R, S, T, Z…), or "gone"
+// once it has been reaped.
+func procState(pid int) string {
+	s, err := procstat.Read(pid)
+	if err != nil {
+		return "gone"
+	}
+	return string(s.State)
+}
+
+// waitState waits until the state of process pid is one of the letters in
+// states ("T": stopped; "RS": running or sleeping).
+func waitState(t *testing.T, pid int, states string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for state := procState(pid); !strings.Contains(states, state); state = procState(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d is in state %s, not %s", pid, state, states)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

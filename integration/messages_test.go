@@ -4,8 +4,6 @@ package integration
 // that the commands they suggest paste into a shell as they are.
 
 import (
-	"bytes"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+	"unicode/utf8"
 )
 
 // invalidNameText is ov's whole refusal of a NAME that is not a secret name.
@@ -92,64 +90,9 @@ func TestAppRotateSaysItKeepsTheValuesAndNamesThemToChange(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("old key on the copy from before the rotation: exit %d; stderr: %s", code, stderr)
 	}
-	if got := ovParseEnv(t, stdout)["DB_PASSWORD"]; got != ovDBURL {
+	if got := helperEnv(t, stdout)["DB_PASSWORD"]; got != ovDBURL {
 		t.Errorf("old key on the old copy: DB_PASSWORD is %q, want the unchanged value", got)
 	}
-}
-
-// copyExecutable copies src to dst with mode 0755, for a uid that cannot
-// reach the 0700 directory TestMain builds into.
-func copyExecutable(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// runSecretsAs is runSecrets for the ov-init binary bin, started as uid:gid
-// (from root, so that it can still make the PID namespace).
-func runSecretsAs(t *testing.T, bin string, uid, gid uint32, args ...string) secretsResult {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWPID,
-		Credential: &syscall.Credential{Uid: uid, Gid: gid},
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting ov-init as uid %d: %v", uid, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("ov-init %q as uid %d still running after 5s; stderr: %s", args, uid, stderr.String())
-	}
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		t.Fatalf("ov-init was killed by %v; stderr: %s", ws.Signal(), stderr.String())
-	}
-	r := secretsResult{code: ws.ExitStatus(), stdout: stdout.String(), stderr: stderr.String()}
-	assertNoLeak(t, "stderr of ov-init "+strings.Join(args, " "), r.stderr)
-	return r
 }
 
 // A vault that ov-init's uid may not read is a permission problem with a
@@ -166,7 +109,9 @@ func TestVaultUnreadableByOvInitsUIDSaysChmodOrChown(t *testing.T) {
 	if err := os.Chmod(s.vault, 0o000); err != nil {
 		t.Fatal(err)
 	}
-	r := runSecretsAs(t, bin, uid, uid, withApp(s.flags("web", s.webKey), app, "env")...)
+	as := &syscall.Credential{Uid: uid, Gid: uid}
+	env := []string{"PATH=/usr/bin:/bin"}
+	r := runOvInit(t, bin, as, env, withApp(s.flags("web", s.webKey), app, "env")...)
 	assertRefused(t, r,
 		"ov-init: reading vault "+strconv.Quote(s.vault)+": open: permission denied; fix: let uid 1001 (ov-init) read it: chmod 644 "+s.vault+
 			" (the vault holds only sealed values) or chown 1001 "+s.vault)
@@ -178,7 +123,7 @@ func TestVaultUnreadableByOvInitsUIDSaysChmodOrChown(t *testing.T) {
 	if err := os.Chmod(s.vault, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = runSecretsAs(t, bin, uid, uid, withApp(s.flags("web", s.webKey), app, "env")...)
+	r = runOvInit(t, bin, as, env, withApp(s.flags("web", s.webKey), app, "env")...)
 	if r.code != 0 {
 		t.Fatalf("after chmod 644: exit %d; stderr: %s", r.code, r.stderr)
 	}
@@ -240,7 +185,9 @@ func TestUnknownFlagWithControlBytesStaysOneLine(t *testing.T) {
 			t.Errorf("%s: exit %d (%v), want 2", filepath.Base(bin), code, err)
 		}
 		out := stderr.String()
-		if strings.Count(out, "\n") != 1 || strings.ContainsAny(out, "\x1b\xff") || !strings.Contains(out, `\x0a`) {
+		// No ESC, and no byte that is not UTF-8 (nor U+FFFD in its place).
+		raw := strings.Contains(out, "\x1b") || !utf8.ValidString(out) || strings.ContainsRune(out, utf8.RuneError)
+		if strings.Count(out, "\n") != 1 || raw || !strings.Contains(out, `\x0a`) {
 			t.Errorf("%s: stderr %q, want one line with the bytes escaped", filepath.Base(bin), out)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ov-init/ov-init/internal/procstat"
 )
 
 func TestExitCodesPassThrough(t *testing.T) {
@@ -34,17 +36,54 @@ func TestExitCodeIs128PlusSignal(t *testing.T) {
 	}
 }
 
+// forwardedSignals are what the forwarding tests send to PID 1: the
+// ordinary ones, the stop signals of a terminal, and real-time signals.
+var forwardedSignals = []syscall.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGWINCH, unix.SIGALRM, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGTERM,
+	syscall.Signal(37), syscall.Signal(64)}
+
+// As PID 1 the stop signals among these could not stop ov-init whatever it
+// did (the kernel protects a namespace's init): whether it would stop is
+// TestStopSignalsNeitherStopOvInitNorAreLostOutsidePID1's to see.
 func TestSignalsSentToPID1ReachTheApp(t *testing.T) {
 	p := pid1(t, "--", helper, "signals")
 	p.expect("ready", 5*time.Second)
-	sigs := []syscall.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2,
-		unix.SIGWINCH, unix.SIGALRM, unix.SIGCONT, unix.SIGTERM, syscall.Signal(37), syscall.Signal(64)}
-	for _, sig := range sigs {
+	for _, sig := range forwardedSignals {
 		p.signal(sig)
 		line := p.expect("", 2*time.Second)
 		if want := "|" + strconv.Itoa(int(sig)); !strings.HasSuffix(line, want) {
 			t.Errorf("sent %v (%d) to PID 1, app got %q", sig, sig, line)
 		}
+	}
+}
+
+// TestSignalsSentToAPID1ThatDoesNotForwardAreLost is the negative control
+// of TestSignalsSentToPID1ReachTheApp: with sh as PID 1, waiting for the
+// same app and forwarding nothing, the same signals never reach the app, and
+// the check must see that. (The kernel drops them: a namespace's init gets
+// from outside only the signals it handles.)
+func TestSignalsSentToAPID1ThatDoesNotForwardAreLost(t *testing.T) {
+	p := startCmd(t, "/bin/sh", newPIDNamespace(), nil, "-c", `"$0" signals; echo "app exited $?"`, helper)
+	p.expect("ready", 5*time.Second)
+	for _, sig := range forwardedSignals {
+		p.signal(sig)
+		if line, ok := p.next(200 * time.Millisecond); ok {
+			t.Errorf("control: sent %s to a PID 1 that does not forward, the app said %q", unix.SignalName(sig), line)
+		}
+	}
+	// The app was there to hear them all along.
+	app := 0
+	for pid := range nsProcesses(t, p.cmd.Process.Pid) {
+		if pid != p.cmd.Process.Pid {
+			app = pid
+		}
+	}
+	if app == 0 {
+		t.Fatal("control: found no app under sh")
+	}
+	unix.Kill(app, unix.SIGUSR1)
+	if line := p.expect("", 2*time.Second); line != "SIGUSR1|10" {
+		t.Errorf("control: the app, signalled itself, said %q", line)
 	}
 }
 
@@ -66,27 +105,13 @@ func TestUntrappedTermEndsAppAndExits143(t *testing.T) {
 // with their state letter.
 func nsProcesses(t *testing.T, pid int) map[int]string {
 	t.Helper()
-	ns, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	procs, err := procstat.InPIDNamespaceOf(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[int]string{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if l, _ := os.Readlink("/proc/" + e.Name() + "/ns/pid"); l != ns {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		out[n] = fields[0]
+	for _, p := range procs {
+		out[p.PID] = string(p.State)
 	}
 	return out
 }
@@ -123,7 +148,7 @@ func TestOrphansAreReaped(t *testing.T) {
 func TestOrphansStayZombiesWithoutAReaper(t *testing.T) {
 	cmd := exec.Command(helper, "orphans", "20")
 	cmd.Env = []string{"HELPER_STAY=1"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	cmd.SysProcAttr = newPIDNamespace()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -283,18 +308,73 @@ func TestUsageErrorExits2WithOneLine(t *testing.T) {
 	}
 }
 
-func TestStopSignalsDoNotStopPID1(t *testing.T) {
-	p := pid1(t, "--", helper, "signals")
+// stopSignals are the stop signals a terminal sends, whose default action
+// stops a process and which an init can catch (SIGSTOP it cannot).
+var stopSignals = []syscall.Signal{unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
+
+// The kernel never stops a namespace's init with a default-action stop
+// signal, so whether ov-init itself would stop can only be seen outside PID
+// 1. There, in a process group of its own that is not orphaned (the kernel
+// discards these signals for an orphaned group), ov-init is a process the
+// kernel would stop: it must not stop, and must pass each signal on.
+func TestStopSignalsNeitherStopOvInitNorAreLostOutsidePID1(t *testing.T) {
+	p := startProc(t, &syscall.SysProcAttr{Setpgid: true}, nil, "--", helper, "signals")
 	p.expect("ready", 5*time.Second)
-	for _, sig := range []syscall.Signal{unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU} {
+	for _, sig := range stopSignals {
 		p.signal(sig)
-		if line := p.expect("", 2*time.Second); !strings.HasSuffix(line, "|"+strconv.Itoa(int(sig))) {
-			t.Errorf("sent %v to PID 1, app got %q", sig, line)
+		if line := p.expect("", 2*time.Second); line != unix.SignalName(sig)+"|"+strconv.Itoa(int(sig)) {
+			t.Errorf("sent %s to ov-init, app got %q", unix.SignalName(sig), line)
 		}
+		time.Sleep(50 * time.Millisecond)
 		if state := procState(p.cmd.Process.Pid); state == "T" {
-			t.Fatalf("%v stopped PID 1", sig)
+			t.Fatalf("%s stopped ov-init (state T)", unix.SignalName(sig))
 		}
 	}
 	p.signal(unix.SIGUSR1)
-	p.expect("SIGUSR1", 2*time.Second) // PID 1 still forwards
+	p.expect("SIGUSR1", 2*time.Second) // still forwarding
+}
+
+// TestStopSignalsStopAProcessWithDefaultDispositions is the negative
+// control of the test above: sent the same way to a process started the
+// same way, but with default dispositions (helper sleep), each of these
+// signals stops it, so the check there can see a stop.
+func TestStopSignalsStopAProcessWithDefaultDispositions(t *testing.T) {
+	p := startCmd(t, helper, &syscall.SysProcAttr{Setpgid: true}, nil, "sleep")
+	p.expect("ready", 5*time.Second)
+	pid := p.cmd.Process.Pid
+	for _, sig := range stopSignals {
+		p.signal(sig)
+		waitState(t, pid, "T")
+		p.signal(unix.SIGCONT)
+		waitState(t, pid, "RS")
+	}
+}
+
+func TestInheritedDescriptorsReachTheApp(t *testing.T) {
+	s := newSecretsSetup(t)
+	app := []string{"/bin/sh", "-c", `read a <&3; read b <&4; echo "fd3=$a fd4=$b"`}
+	for _, mode := range []struct {
+		name  string
+		flags []string
+	}{{"Plain", nil}, {"Secrets", s.flags("web", s.webKey)}} {
+		t.Run(mode.name, func(t *testing.T) {
+			var extra []*os.File
+			for _, v := range []string{"three", "four"} {
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.WriteString(v + "\n")
+				w.Close()
+				extra = append(extra, r)
+			}
+			cmd := exec.Command(ovInit, withApp(mode.flags, app...)...)
+			cmd.ExtraFiles = extra // fds 3 and 4, as systemd socket activation passes them
+			cmd.SysProcAttr = newPIDNamespace()
+			out, err := cmd.CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "fd3=three fd4=four" {
+				t.Errorf("app saw %q (%v), want fd3=three fd4=four", out, err)
+			}
+		})
+	}
 }

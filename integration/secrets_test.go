@@ -190,13 +190,26 @@ type secretsResult struct {
 // stderr must never hold a secret value.
 func runSecrets(t *testing.T, env []string, args ...string) secretsResult {
 	t.Helper()
-	cmd := exec.Command(ovInit, args...)
+	return runOvInit(t, ovInit, nil, env, args...)
+}
+
+// runOvInit is runSecrets for the ov-init binary bin, started as cred
+// (from root, so that it can still make the PID namespace) unless cred is
+// nil.
+func runOvInit(t *testing.T, bin string, cred *syscall.Credential, env []string, args ...string) secretsResult {
+	t.Helper()
+	who := ""
+	if cred != nil {
+		who = fmt.Sprintf(" as uid %d", cred.Uid)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Credential: cred}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting ov-init: %v", err)
+		t.Fatalf("starting ov-init%s: %v", who, err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -205,7 +218,7 @@ func runSecrets(t *testing.T, env []string, args ...string) secretsResult {
 	case <-time.After(5 * time.Second):
 		cmd.Process.Kill() // PID 1 of its namespace: this ends the namespace
 		<-done
-		t.Fatalf("ov-init %q still running after 5s; stderr: %s", args, stderr.String())
+		t.Fatalf("ov-init %q%s still running after 5s; stderr: %s", args, who, stderr.String())
 	}
 	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
@@ -258,10 +271,7 @@ func assertNoLeak(t *testing.T, what, out string) {
 // helperEnv parses the output of `helper env`.
 func helperEnv(t *testing.T, out string) map[string]string {
 	t.Helper()
-	var list []string
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatalf("app output is not helper env's JSON: %v: %q", err, out)
-	}
+	list := helperEnvList(t, out)
 	env := make(map[string]string, len(list))
 	for _, kv := range list {
 		k, v, _ := strings.Cut(kv, "=")
@@ -440,11 +450,13 @@ func TestSecretReplacesInheritedVariableUnlessPreserveEnv(t *testing.T) {
 	}
 }
 
+// helperEnvList parses the output of `helper env` into its list, in order
+// and with any duplicates.
 func helperEnvList(t *testing.T, out string) []string {
 	t.Helper()
 	var list []string
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatalf("app output is not helper env's JSON: %v", err)
+		t.Fatalf("app output is not helper env's JSON: %v: %q", err, out)
 	}
 	return list
 }
@@ -460,23 +472,30 @@ func unprivilegedHelper(t *testing.T, s *secretsSetup) string {
 			t.Fatal(err)
 		}
 	}
-	src, err := os.Open(helper)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	path := filepath.Join(s.dir, "helper")
-	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	copyExecutable(t, helper, path)
+	return path
+}
+
+// copyExecutable copies src to dst with mode 0755, for a uid that cannot
+// reach the 0700 directory TestMain builds into.
+func copyExecutable(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.Copy(dst, src); err != nil {
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dst.Close(); err != nil {
+	if _, err := io.Copy(out, in); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestUserRunsAppUnprivilegedWithItsSecrets(t *testing.T) {
@@ -997,6 +1016,49 @@ func TestSecretsModeExitStatusPassesThroughPID1(t *testing.T) {
 		}
 		if c.msg != "" && (!strings.Contains(r.stderr, c.msg) || strings.Count(r.stderr, "\n") != 1) {
 			t.Errorf("%s: stderr %q, want one line with %q", c.name, r.stderr, c.msg)
+		}
+	}
+}
+
+// An empty --app or --secrets, or a key or vault named without --app, must
+// not run the app without its secrets: usage error, app never started.
+func TestEmptyAppOrSecretsFailsClosed(t *testing.T) {
+	s := newSecretsSetup(t)
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"EmptyAppFlag", nil, []string{"--app", ""}},
+		{"EmptyOVApp", []string{"OV_APP="}, nil},
+		{"EmptySecretsFlag", nil, s.flags("web", s.webKey, "--secrets", "")},
+		{"EmptyOVSecrets", []string{"OV_SECRETS="}, s.flags("web", s.webKey)},
+		{"KeyWithoutApp", nil, []string{"--machine-key", s.webKey}},
+		{"OVMachineKeyWithoutApp", []string{"OV_MACHINE_KEY=" + s.webKey}, nil},
+		{"VaultWithoutApp", nil, []string{"--vault", s.vault}},
+		{"InvalidAppName", nil, []string{"--app", "Web"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := append([]string{"PATH=/usr/bin:/bin"}, c.env...)
+			r := runSecrets(t, env, withApp(c.args, s.touchApp()...)...)
+			if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "ov-init: ") {
+				t.Errorf("exit %d, stderr %q; want 2 and one line", r.code, r.stderr)
+			}
+			s.assertAppNeverStarted(t)
+		})
+	}
+}
+
+// In secrets mode the app is exec'd by the exec stage, a Go process of its
+// own: it too must leave the app default dispositions and an empty mask.
+// (TestAppStartsWithDefaultSignalStateEvenWhenOvInitDoesNot holds the
+// control that carelessParent does leave signals ignored and blocked.)
+func TestAppStartsWithDefaultSignalStateInSecretsMode(t *testing.T) {
+	s := newSecretsSetup(t)
+	out := carelessParent(t, append([]string{ovInit}, withApp(s.flags("web", s.webKey), "/bin/grep", "^Sig[IB]", "/proc/self/status")...)...)
+	for _, want := range cleanSignalState {
+		if !strings.Contains(out, want) {
+			t.Errorf("app's signal state in secrets mode is not clean, want %q:\n%s", want, out)
 		}
 	}
 }

@@ -243,13 +243,7 @@ func TestStopAndContinueOfTheApp(t *testing.T) {
 		t.Fatalf("cannot find the app among PID 1's children: %q", kids)
 	}
 	unix.Kill(app, unix.SIGSTOP)
-	deadline := time.Now().Add(2 * time.Second)
-	for procState(app) != "T" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the app did not stop (state %s)", procState(app))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitState(t, app, "T")
 	select {
 	case <-p.done:
 		t.Fatal("ov-init exited when its app was stopped")

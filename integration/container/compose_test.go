@@ -9,7 +9,6 @@ package container
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -151,21 +150,6 @@ func containerOutput(t *testing.T, id string) (stdout, stderr string) {
 	return out.String(), errOut.String()
 }
 
-// helperEnvOf parses the output of `/app/helper env`.
-func helperEnvOf(t *testing.T, stdout string) map[string]string {
-	t.Helper()
-	var list []string
-	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &list); err != nil {
-		t.Fatalf("the app's environment: %v in %q", err, stdout)
-	}
-	env := make(map[string]string, len(list))
-	for _, kv := range list {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	return env
-}
-
 // newExampleVault writes a vault holding one app with secrets at vaultPath,
 // and the app's scoped machine key (root's, 0600) at keyPath.
 func newExampleVault(t *testing.T, vaultPath, keyPath, app string, secrets map[string]string) {
@@ -233,7 +217,7 @@ type composeService struct {
 
 var composeServices = []composeService{
 	{"happy", 0, func(t *testing.T, stdout, stderr string) {
-		env := helperEnvOf(t, stdout)
+		env := dockerHelperEnv(t, stdout)
 		if env["DATABASE_URL"] != webDatabaseURL || env["API_TOKEN"] != webAPIToken {
 			t.Errorf("the app did not get web's secrets: %q", stdout)
 		}
@@ -244,7 +228,7 @@ var composeServices = []composeService{
 		}
 	}},
 	{"vaultfile", 0, func(t *testing.T, stdout, stderr string) {
-		env := helperEnvOf(t, stdout)
+		env := dockerHelperEnv(t, stdout)
 		if got := env["DATABASE_URL"]; got != mountedDatabaseURL {
 			t.Errorf("DATABASE_URL = %q, want the mounted vault's %q", got, mountedDatabaseURL)
 		}
@@ -326,7 +310,7 @@ func TestComposeRunMakesOVInitPID1(t *testing.T) {
 		t.Errorf("run happy status: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	stdout, stderr, code = p.run("run", "--rm", "-T", "happy")
-	if env := helperEnvOf(t, stdout); code != 0 || env["DATABASE_URL"] != webDatabaseURL {
+	if env := dockerHelperEnv(t, stdout); code != 0 || env["DATABASE_URL"] != webDatabaseURL {
 		t.Errorf("run happy: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	stdout, stderr, code = p.run("run", "--rm", "-T", "badkey")

@@ -330,7 +330,7 @@ func TestKubernetesSubPathRecipeInjectsSecretsAndHidesTheKey(t *testing.T) {
 
 	p.cmd = []string{"/app/helper", "env"}
 	code, stdout, stderr := p.run(t)
-	env := helperEnvOf(t, stdout)
+	env := dockerHelperEnv(t, stdout)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr: %s", code, stderr)
 	}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/ory/dockertest/v3/docker"
+
+	"github.com/ov-init/ov-init/internal/procstat"
 )
 
 // dockerTestLabel marks every container these tests create, so one left
@@ -258,47 +260,15 @@ type dockerProc struct {
 // namespace of process pid (the container's PID 1), zombies included.
 func dockerProcsInPIDNamespaceOf(t *testing.T, pid int) []dockerProc {
 	t.Helper()
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	stats, err := procstat.InPIDNamespaceOf(pid)
 	if err != nil {
 		t.Fatalf("PID namespace of host pid %d: %v", pid, err)
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var procs []dockerProc
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p)); err != nil || link != ns {
-			continue // gone, or elsewhere
-		}
-		if proc, ok := dockerReadProc(p); ok {
-			procs = append(procs, proc)
-		}
+	procs := make([]dockerProc, 0, len(stats))
+	for _, s := range stats {
+		procs = append(procs, dockerProc{Pid: s.PID, PPid: s.PPID, State: s.State, NSPid: dockerNSPid(s.PID)})
 	}
 	return procs
-}
-
-// dockerReadProc reads the state, parent and namespace pid of host pid p;
-// ok is false when the process is gone.
-func dockerReadProc(p int) (proc dockerProc, ok bool) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-	if err != nil {
-		return proc, false
-	}
-	// pid (comm) state ppid …: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	fields := strings.Fields(string(stat[i+1:]))
-	if i < 0 || len(fields) < 2 {
-		return proc, false
-	}
-	proc.Pid, proc.State = p, fields[0][0]
-	proc.PPid, _ = strconv.Atoi(fields[1])
-	proc.NSPid = dockerNSPid(p)
-	return proc, true
 }
 
 // dockerNSPid is the innermost pid of host pid p: the last field of NSpid

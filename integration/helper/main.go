@@ -66,6 +66,8 @@ func main() {
 		forkExiting(atoi(arg(0)))
 	case "group": // group FILE: a second process in our group records signals in FILE; then like signals
 		group(arg(0))
+	case "poll": // poll INTERVAL: print "ready", then wake every INTERVAL (a Go duration) as a polling init does
+		poll(arg(0))
 	case "quiet": // quiet FILE: close stdout and stderr, record signals in FILE, exit 0 on TERM
 		quiet(arg(0))
 	case "reaped": // reaped N: orphan N children, print how long until all are reaped
@@ -271,6 +273,22 @@ func daemon(file string) {
 func group(file string) {
 	startDaemon(file, false) // same process group: -g must reach it
 	signals()
+}
+
+// poll wakes every interval and goes back to sleep, doing nothing else: the
+// wake-ups of an init that polls for dead children (tini waits for a
+// signal with a 1 s timeout) or for work, which an idle ov-init must not have.
+func poll(interval string) {
+	d, err := time.ParseDuration(interval)
+	if err != nil || d <= 0 {
+		fmt.Fprintf(os.Stderr, "helper: not an interval: %q\n", interval)
+		os.Exit(64)
+	}
+	fmt.Println("ready")
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	for {
+		unix.Nanosleep(&ts, nil)
+	}
 }
 
 func sigList(s string) []syscall.Signal {
