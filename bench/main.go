@@ -131,7 +131,9 @@ func secretsFixture(work string) ([]string, []string) {
 		check(v.SetSecret(root, "fifty", fmt.Sprintf("SECRET_%d", i), []byte(fmt.Sprintf("value-%d-0123456789abcdef0123456789", i))))
 	}
 	vf := filepath.Join(work, "vault.json")
-	check(v.Save(vf))
+	data, err := v.Marshal()
+	check(err)
+	check(os.WriteFile(vf, data, 0o600))
 	args := func(app string) []string {
 		k, err := v.AppKey(root, app)
 		check(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/ov-init/ov-init/internal/atomicfile"
 	"github.com/ov-init/ov-init/vault"
 )
 
@@ -131,8 +132,12 @@ func (g *Globals) password() ([]byte, error) {
 // the newest seen. When the write upgraded a format-1 vault, it says so in
 // one line, with the table it has just authenticated.
 func (g *Globals) save(v *vault.Vault) error {
-	if err := v.Save(g.Vault); err != nil {
-		return err
+	data, err := v.Marshal()
+	if err == nil {
+		err = atomicfile.Write(g.Vault, data, atomicfile.Options{Perm: 0o600})
+	}
+	if err != nil {
+		return fmt.Errorf("saving vault %q: %w", g.Vault, err)
 	}
 	g.recordSeen(v)
 	if g.loaded == vault.Version1 && v.Version() == vault.Version {

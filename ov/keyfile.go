@@ -1,16 +1,14 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/ov-init/ov-init/internal/atomicfile"
 	"github.com/ov-init/ov-init/internal/shellquote"
 )
 
@@ -42,101 +40,26 @@ func checkKeyPath(path string, replace bool) error {
 }
 
 // writeKeyFile puts key at path atomically with mode 0600, owned by owner
-// when it is not nil. It writes a temporary file in path's directory
-// (O_EXCL, O_NOFOLLOW: never an existing file, never through a link), fsyncs
-// it, renames it over path (over nothing unless replace) and fsyncs the
-// directory. Readers see the old file or the new one, never a part; a
-// symbolic link at path is replaced, its target never written. On failure
-// the temporary file is removed.
-func writeKeyFile(path string, key []byte, replace bool, owner *syscall.Credential) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// when it is not nil, in a directory it makes (0700) if missing: see
+// atomicfile. A symbolic link at path is replaced, its target never
+// written; without replace, a file that appeared at path since
+// checkKeyPath looked is not replaced either.
+func writeKeyFile(path string, key []byte, replace bool, owner *syscall.Credential) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("creating the key's directory: %v", err)
 	}
-	var r [8]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(r[:]))
-	fd, err := unix.Open(tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, keyFileMode)
-	if err != nil {
-		return fmt.Errorf("creating a temporary file in %q: %v", dir, err)
-	}
-	f := os.NewFile(uintptr(fd), tmp)
-	placed := false
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if !placed {
-			os.Remove(tmp)
-		}
-	}()
-	// The umask may have taken bits from the mode open asked for; the
-	// loader wants exactly 0600.
-	if err := f.Chmod(keyFileMode); err != nil {
-		return fmt.Errorf("%q: %v", tmp, pathErr(err))
-	}
-	if _, err := f.Write(key); err != nil {
-		return fmt.Errorf("writing %q: %v", tmp, pathErr(err))
-	}
+	o := atomicfile.Options{Perm: keyFileMode, NoReplace: !replace}
 	if owner != nil {
-		if err := f.Chown(int(owner.Uid), int(owner.Gid)); err != nil {
-			return fmt.Errorf("--owner: %v", pathErr(err))
-		}
+		o.Chown, o.Uid, o.Gid = true, int(owner.Uid), int(owner.Gid)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing %q: %v", tmp, pathErr(err))
-	}
-	err = f.Close()
-	f = nil
-	if err != nil {
-		return fmt.Errorf("writing %q: %v", tmp, pathErr(err))
-	}
-	if err := place(tmp, path, replace); err != nil {
-		return err
-	}
-	placed = true
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("wrote %q, but syncing its directory failed: %v", path, err)
-	}
-	return nil
-}
-
-// place renames tmp to path; without replace it fails when path exists,
-// even if path appeared after checkKeyPath looked.
-func place(tmp, path string, replace bool) error {
-	if replace {
-		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("replacing %q: %v", path, pathErr(err))
-		}
-		return nil
-	}
-	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
-	if err == unix.EINVAL || err == unix.ENOSYS {
-		// A file system without RENAME_NOREPLACE: link(2) also refuses
-		// to replace.
-		if err = unix.Link(tmp, path); err == nil {
-			os.Remove(tmp)
-		}
-	}
+	err := atomicfile.Write(path, key, o)
 	switch {
-	case err == unix.EEXIST:
+	case errors.Is(err, fs.ErrExist):
 		return fmt.Errorf("%q exists; pass --force to replace it", path)
+	case err != nil && owner != nil && errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("--owner: writing %q: %v", path, err)
 	case err != nil:
 		return fmt.Errorf("writing %q: %v", path, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return pathErr(err)
-	}
-	defer d.Close()
-	return pathErr(d.Sync())
 }

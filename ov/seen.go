@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ov-init/ov-init/internal/atomicfile"
 	"github.com/ov-init/ov-init/vault"
 )
 
@@ -109,9 +110,7 @@ func readSeen(path string) (map[string]uint32, error) {
 // recordSeen raises id's generation in the record at path to gen, unless it
 // is already that or higher. It holds an exclusive lock on the record's
 // directory while it reads and rewrites the record, so that two ov at once
-// lose neither's line, and rewrites it atomically: a new file in the same
-// directory (mode 0600), fsynced, renamed over the record, and the
-// directory fsynced. The directory is made with mode 0700 when missing.
+// lose neither's line, and rewrites it atomically (mode 0600). The directory is made with mode 0700 when missing.
 func recordSeen(path, id string, gen uint32) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -134,35 +133,10 @@ func recordSeen(path, id string, gen uint32) error {
 		return nil
 	}
 	seen[id] = gen
-	f, err := os.CreateTemp(dir, ".generations.tmp-*") // O_EXCL, 0600
-	if err != nil {
-		return pathErr(err)
+	if err := atomicfile.Write(path, formatSeen(seen), atomicfile.Options{Perm: 0o600}); err != nil {
+		return fmt.Errorf("writing %q: %v", path, err)
 	}
-	tmp := f.Name()
-	placed := false
-	defer func() {
-		if !placed {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return pathErr(err)
-	}
-	if _, err := f.Write(formatSeen(seen)); err != nil {
-		return pathErr(err)
-	}
-	if err := f.Sync(); err != nil {
-		return pathErr(err)
-	}
-	if err := f.Close(); err != nil {
-		return pathErr(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return pathErr(err)
-	}
-	placed = true
-	return pathErr(d.Sync())
+	return nil
 }
 
 // checkSeen refuses v, just unlocked (so its generation is authenticated),

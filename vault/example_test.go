@@ -32,7 +32,12 @@ func Example() {
 	if err := v.SetSecret(root, "web", "DB_PASSWORD", []byte("hunter2")); err != nil {
 		log.Fatal(err)
 	}
-	if err := v.Save(path); err != nil {
+	// ov writes it atomically (internal/atomicfile); any write will do here.
+	data, err := v.Marshal()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		log.Fatal(err)
 	}
 

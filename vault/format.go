@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"syscall"
@@ -418,79 +417,6 @@ func unwrapPathError(err error) error {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}
 	return err
-}
-
-// Save writes the vault to path atomically with mode 0600: it writes a new
-// temporary file in the same directory (created with O_EXCL and mode 0600),
-// fsyncs it, renames it over path and fsyncs the directory. Readers see the
-// old file or the new one, never a mix; on error path is untouched and the
-// temporary file removed. When path is a symbolic link, the link itself is
-// replaced by the new file; its target is left as it was.
-func (v *Vault) Save(path string) error {
-	data, err := v.Marshal()
-	if err == nil {
-		err = writeAtomic(path, data)
-	}
-	if err != nil {
-		return fmt.Errorf("saving vault %q: %w", path, err)
-	}
-	return nil
-}
-
-// writeAtomic is Save's file work: temporary file, fsync, rename, fsync dir.
-func writeAtomic(path string, data []byte) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if base == "" {
-		return errors.New("path names a directory")
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*") // O_RDWR|O_CREATE|O_EXCL, 0600
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("creating a temporary file beside it: %w", err)
-	}
-	tmp := f.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return unwrapPathError(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return unwrapPathError(err)
-	}
-	if err := f.Sync(); err != nil {
-		return unwrapPathError(err)
-	}
-	if err := f.Close(); err != nil {
-		return unwrapPathError(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		var le *os.LinkError
-		if errors.As(err, &le) {
-			return fmt.Errorf("rename: %w", le.Err)
-		}
-		return err
-	}
-	renamed = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return unwrapPathError(err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory: %w", unwrapPathError(err))
-	}
-	return nil
 }
 
 // fileKind names a file type for an error message.

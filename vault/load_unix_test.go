@@ -3,15 +3,12 @@
 package vault
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-func setUmask(m int) int { return syscall.Umask(m) }
 
 func TestLoadOfFIFORefusesWithoutHanging(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fifo")
@@ -27,18 +24,5 @@ func TestLoadOfFIFORefusesWithoutHanging(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Load(fifo) hangs")
-	}
-}
-
-func TestSaveWithUmask0StillWrites0600(t *testing.T) {
-	old := setUmask(0)
-	defer setUmask(old)
-	path := filepath.Join(t.TempDir(), "v.json")
-	v, _ := newTestVault(t)
-	if err := v.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-		t.Fatalf("mode = %v", fi.Mode())
 	}
 }

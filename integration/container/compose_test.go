@@ -167,7 +167,7 @@ func newExampleVault(t *testing.T, vaultPath, keyPath, app string, secrets map[s
 			t.Fatal(err)
 		}
 	}
-	if err := v.Save(vaultPath); err != nil {
+	if err := saveVault(v, vaultPath); err != nil {
 		t.Fatal(err)
 	}
 	key, err := v.AppKey(root, app)

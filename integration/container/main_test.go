@@ -133,7 +133,7 @@ func makeFixture() error {
 		}
 	}
 	vaultFile = filepath.Join(work, "vault.json")
-	if err := v.Save(vaultFile); err != nil {
+	if err := saveVault(v, vaultFile); err != nil {
 		return err
 	}
 	key := func(name string, b []byte) (string, error) {
@@ -199,4 +199,13 @@ CMD ["/app/helper", "sleep"]
 		return fmt.Errorf("docker build: %v: %s", err, out)
 	}
 	return nil
+}
+
+// saveVault writes v to path, mode 0600.
+func saveVault(v *vault.Vault, path string) error {
+	data, err := v.Marshal()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
 }
