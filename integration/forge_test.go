@@ -283,7 +283,7 @@ func TestSecretSetRefusesAReservedNameBeforeThePassword(t *testing.T) {
 	before := f.vaultBytes()
 	for _, name := range []string{"PATH", "LD_PRELOAD", "BASH_ENV"} {
 		// No password file: the refusal comes before the prompt.
-		r := f.ovCmd(f.env("OV_PASSWORD_FILE="+filepath.Join(f.dir, "missing")), nil, "/tmp/evil\n", ovBin, "secret", "set", name, "--app", "web")
+		r := f.ovCmd(f.env("OV_PASSWORD_FILE="+filepath.Join(f.dir, "missing")), "/tmp/evil\n", "secret", "set", name, "--app", "web")
 		if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "ov: reserved secret name: "+name+" ") {
 			t.Errorf("ov secret set %s: exit %d, stderr %q; want 2 and one line naming it", name, r.code, r.stderr)
 		}

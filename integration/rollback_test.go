@@ -189,7 +189,7 @@ func TestOvKeepsItsRecordUnderXDGStateHome(t *testing.T) {
 	env := f.env("XDG_STATE_HOME=" + state)
 	run := func(stdin string, args ...string) ovResult {
 		t.Helper()
-		return f.ovCmd(env, nil, stdin, ovBin, args...)
+		return f.ovCmd(env, stdin, args...)
 	}
 	if r := run("", "app", "create", "web"); r.code != 0 {
 		t.Fatalf("app create: exit %d: %s", r.code, r.stderr)
