@@ -111,9 +111,13 @@ func say(format string, args ...any) {
 // run returns only on failure. Just before execve it writes the 0 byte
 // that tells PID 1 the app is starting (see reaper.Config.StageFD).
 func run(cfg Config, argv []string, sock *os.File) error {
-	// no_new_privs and the bounding set belong to one thread, and execve
-	// takes the calling thread's: stay on one to the end.
-	runtime.LockOSThread()
+	if cfg.NoNewPrivs {
+		// no_new_privs and the bounding set belong to one thread, and
+		// execve takes the calling thread's: stay on one to the end.
+		// Only then: a locked thread blocking in a read makes the
+		// runtime start another, which start-up pays for.
+		runtime.LockOSThread()
+	}
 	// The app is looked up with the PATH ov-init inherited, never one a
 	// secret could bring.
 	inherited := os.Environ()

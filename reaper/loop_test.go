@@ -1,6 +1,7 @@
 package reaper
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -180,5 +181,35 @@ func TestStageSocketPassesInheritedDescriptorsFirst(t *testing.T) {
 	}
 	if !attr.Sys.Setpgid {
 		t.Error("the app must get its own process group")
+	}
+}
+
+// The configuration goes into the socket before the fork; what does not
+// fit without blocking follows from handOff, and the stage reads it whole.
+func TestConfigIsSentAheadAndTheRestAfter(t *testing.T) {
+	for _, size := range []int{0, 100, 8 << 20} {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid1, child := os.NewFile(uintptr(fds[0]), "pid1"), os.NewFile(uintptr(fds[1]), "stage")
+		config := bytes.Repeat([]byte("c"), size)
+		rest := sendAhead(pid1, config)
+		if size <= 100 && len(rest) != 0 {
+			t.Errorf("%d bytes: %d left after sendAhead, want all sent ahead", size, len(rest))
+		}
+		if size == 8<<20 && len(rest) == 0 {
+			t.Errorf("%d bytes all sent ahead: the socket buffer cannot hold that, so sendAhead blocked", size)
+		}
+		verdict := handOff(pid1, rest)
+		got, err := io.ReadAll(child)
+		if err != nil || !bytes.Equal(got, config) {
+			t.Errorf("%d bytes: the stage read %d bytes (%v)", size, len(got), err)
+		}
+		child.Write([]byte{0})
+		child.Close()
+		if v := <-verdict; v != stageExeced {
+			t.Errorf("%d bytes: verdict %d", size, v)
+		}
 	}
 }

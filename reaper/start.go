@@ -27,6 +27,11 @@ func (r *supervisor) start() error {
 		}
 		defer unix.Close(child)
 	}
+	// The configuration goes into the socket before the fork, so the
+	// stage finds it there at once rather than waiting for a goroutine
+	// of PID 1 to be scheduled (PID 1 is busy subscribing to signals
+	// then). What the socket cannot hold, handOff sends after.
+	rest := sendAhead(stage, r.cfg.StageConfig)
 	pid, err := r.fork(attr)
 	if err != nil {
 		if stage != nil {
@@ -40,7 +45,28 @@ func (r *supervisor) start() error {
 		r.running = true
 		return nil
 	}
-	r.verdict = handOff(stage, r.cfg.StageConfig)
+	r.verdict = handOff(stage, rest)
+	return nil
+}
+
+// sendAhead writes to the stage's socket as much of config as fits without
+// blocking, shuts the socket for writing when all of it did, and returns
+// what is left for handOff. A nil stage takes nothing.
+func sendAhead(stage *os.File, config []byte) []byte {
+	if stage == nil {
+		return nil
+	}
+	for len(config) > 0 {
+		n, err := unix.SendmsgN(int(stage.Fd()), config, nil, nil, unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return config // EAGAIN: full; handOff sends the rest
+		}
+		config = config[n:]
+	}
+	_ = unix.Shutdown(int(stage.Fd()), unix.SHUT_WR)
 	return nil
 }
 
@@ -99,20 +125,24 @@ const (
 	stageSilent = -2 // it ended without a word: killed, or it could not write
 )
 
-// handOff sends the exec stage its configuration in the background and
-// returns the channel of its verdict. The stage writes a 0 byte just before
+// handOff sends the exec stage the rest of its configuration that
+// sendAhead left, in the background, and returns the channel of its
+// verdict. The stage writes a 0 byte just before
 // execve and nothing after it (the socket is close-on-exec there), so 0 then
 // end of file means the app runs. Any other byte, first or after the 0
 // (execve failed), is the stage's failure status. End of file with no byte
 // at all means the stage died before it could say anything, which is never
 // taken for the app.
-func handOff(stage *os.File, config []byte) <-chan int {
+func handOff(stage *os.File, rest []byte) <-chan int {
 	verdict := make(chan int, 1)
 	go func() {
 		defer stage.Close()
-		// EPIPE: the stage died before reading; its exit tells the rest.
-		_, _ = stage.Write(config)
-		_ = unix.Shutdown(int(stage.Fd()), unix.SHUT_WR)
+		if len(rest) > 0 {
+			// EPIPE: the stage died before reading; its exit tells
+			// the rest.
+			_, _ = stage.Write(rest)
+			_ = unix.Shutdown(int(stage.Fd()), unix.SHUT_WR)
+		}
 		v := stageSilent
 		var b [1]byte
 		for {
