@@ -11,6 +11,9 @@ import (
 	"syscall"
 )
 
+// noID is (uid_t)-1 and (gid_t)-1.
+const noID = 1<<32 - 1
+
 // Account is who the app runs as.
 type Account struct {
 	Credential syscall.Credential
@@ -50,6 +53,11 @@ func Lookup(spec string) (*Account, error) {
 			return nil, fmt.Errorf("--user %q: %v", spec, err)
 		}
 		a.Credential.Gid = gid
+	}
+	// 4294967295 is (uid_t)-1, which setresuid and setresgid read as
+	// "leave it as it is": the app would keep running as root.
+	if a.Credential.Uid == noID || a.Credential.Gid == noID {
+		return nil, fmt.Errorf("--user %q: 4294967295 is not an id (the kernel reads it as \"unchanged\"); use a real uid and gid", spec)
 	}
 	if a.Credential.Groups == nil {
 		// An empty list, not nil: setgroups([]) drops root's own

@@ -233,3 +233,16 @@ func TestLookupReadsTheTestsFiles(t *testing.T) {
 		t.Errorf("the child sees the host's user %s = %+v", other, got[other])
 	}
 }
+
+// (uid_t)-1 would make setresuid leave the uid as it is: root. It is
+// refused, as a user and as a group; the largest real id is accepted.
+func TestLookupRefusesTheIdThatMeansUnchanged(t *testing.T) {
+	for _, spec := range []string{"4294967295", "1000:4294967295", "4294967295:1000"} {
+		if a, err := Lookup(spec); err == nil || !strings.Contains(err.Error(), "is not an id") {
+			t.Errorf("Lookup(%q) = %+v, %v; want it refused", spec, a, err)
+		}
+	}
+	if a, err := Lookup("4294967294:4294967294"); err != nil || a.Credential.Uid != 4294967294 {
+		t.Errorf("Lookup of the largest real id = %+v, %v", a, err)
+	}
+}
