@@ -60,12 +60,13 @@ func main() {
 	}
 	ov, err := filepath.Abs(*ovInit)
 	check(err)
-	secrets1, secrets50 := secretsFixture(work)
+	secrets1, secrets50, deployments100 := secretsFixture(work)
 
 	inits := append(peers, initCmd{"ov-init", ov, []string{"--"}})
 	startInits := append(append([]initCmd{}, inits...),
 		initCmd{"ov-init, 1 secret", ov, append(secrets1, "--")},
-		initCmd{"ov-init, 50 secrets", ov, append(secrets50, "--")})
+		initCmd{"ov-init, 50 secrets", ov, append(secrets50, "--")},
+		initCmd{"ov-init, 100 deployments, 50 secrets", ov, append(deployments100, "--")})
 
 	fmt.Fprintln(os.Stderr, "bench: start-up overhead")
 	startup := measureStartup(startInits, helper)
@@ -118,8 +119,9 @@ func build(out, pkg string) {
 }
 
 // secretsFixture makes a vault with an app of 1 secret and one of 50, and
-// scoped keys for both; it returns ov-init's arguments for each.
-func secretsFixture(work string) ([]string, []string) {
+// legacy app keys for both; it returns ov-init's arguments for each, and
+// for the app of 50 secrets opened with the last of 100 deployment keys.
+func secretsFixture(work string) ([]string, []string, []string) {
 	v, root, err := vault.New([]byte("bench password"))
 	check(err)
 	defer root.Wipe()
@@ -130,6 +132,15 @@ func secretsFixture(work string) ([]string, []string) {
 	for i := 0; i < 50; i++ {
 		check(v.SetSecret(root, "fifty", fmt.Sprintf("SECRET_%d", i), []byte(fmt.Sprintf("value-%d-0123456789abcdef0123456789", i))))
 	}
+	var dk []byte
+	for i := 0; i < 100; i++ {
+		clear(dk)
+		dk, _, err = v.DeploymentKey(root, "fifty", fmt.Sprintf("host-%03d", i))
+		check(err)
+	}
+	dkf := filepath.Join(work, "deployment.kek")
+	check(os.WriteFile(dkf, dk, 0o600))
+	clear(dk)
 	vf := filepath.Join(work, "vault.json")
 	data, err := v.Marshal()
 	check(err)
@@ -141,7 +152,7 @@ func secretsFixture(work string) ([]string, []string) {
 		check(os.WriteFile(kf, k, 0o600))
 		return []string{"--vault", vf, "--machine-key", kf, "--app", app}
 	}
-	return args("one"), args("fifty")
+	return args("one"), args("fifty"), []string{"--vault", vf, "--machine-key", dkf, "--app", "fifty"}
 }
 
 // pid1 starts argv as PID 1 of a new PID namespace.

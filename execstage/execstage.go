@@ -229,12 +229,24 @@ func vaultError(cfg Config, err error) error {
 	key, app := shellquote.Quote(cfg.MachineKey), shellquote.Quote(cfg.App)
 	derive := fmt.Sprintf("ov auth derive-machine-key --out %s --app %s --force", key, app)
 	var wrong *vault.WrongAppError
+	var retired *vault.RetiredKeyError
 	switch {
+	// The retired list is not authenticated for a machine key: report what
+	// the vault says, not a fact.
+	case errors.As(err, &retired) && retired.Reason == vault.ReasonRevoked:
+		return fmt.Errorf("machine key %q is refused: the vault says deployment %q of app %q (generation %d) was revoked on %s; fix: if this host should run, grant it a new deployment with `ov auth derive-machine-key --out %s --app %s --deployment NAME --force` and deploy that key",
+			cfg.MachineKey, retired.Deployment, retired.App, retired.Generation, retired.Date, key, app)
+	case errors.As(err, &retired):
+		return fmt.Errorf("machine key %q is refused: the vault says deployment %q of app %q (generation %d) was rotated on %s, to a newer key; fix: derive the current key with `ov auth derive-machine-key --out %s --app %s --deployment %s --force` and deploy it",
+			cfg.MachineKey, retired.Deployment, retired.App, retired.Generation, retired.Date, key, app, shellquote.Quote(retired.Deployment))
+	case errors.As(err, &wrong) && wrong.KeyDeployment != "":
+		return fmt.Errorf("machine key %q is deployment %q of app %q, not a key of app %q; fix: mount the key of app %q, or derive one with `%s`",
+			cfg.MachineKey, wrong.KeyDeployment, wrong.KeyApp, cfg.App, cfg.App, derive)
 	case errors.As(err, &wrong):
 		return fmt.Errorf("machine key %q is scoped to app %q, not %q; fix: derive a key for %q with `%s`",
 			cfg.MachineKey, wrong.KeyApp, cfg.App, cfg.App, derive)
 	case errors.Is(err, vault.ErrWrongKey):
-		return fmt.Errorf("machine key %q does not open app %q in vault %q (a key from before `ov app rotate %s`, or for another vault); fix: derive it again with `%s`",
+		return fmt.Errorf("machine key %q does not open app %q in vault %q: it is a key of another vault, or a key from before `ov app rotate %s` or from a vault restored from an older copy; fix: check --vault and --machine-key, or derive it again with `%s`",
 			cfg.MachineKey, cfg.App, cfg.Vault, app, derive)
 	case errors.Is(err, vault.ErrNoSuchApp):
 		return fmt.Errorf("vault %q has no app %q; fix: `ov app create %s` and seal its secrets, or correct --app", cfg.Vault, cfg.App, app)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -103,5 +104,35 @@ func TestStageWithAnUnusableKeyAnswers78BeforeAnythingElse(t *testing.T) {
 	status, answer := stageOver(t, config)
 	if status != exitcode.Config || string(answer) != string([]byte{exitcode.Config}) {
 		t.Errorf("status %d, answer %v; want %d and no 0 byte before it", status, answer, exitcode.Config)
+	}
+}
+
+// The retired list comes from the file, which a machine key cannot
+// authenticate: the line reports what the vault says, and its fix (with
+// --force over the refused key file) writes a current key, rotating nothing.
+func TestRetiredKeyMessagesSayWhatTheVaultSays(t *testing.T) {
+	cfg := Config{App: "web", MachineKey: "/run/secrets/machine.kek", Vault: "/etc/ov/vault.json"}
+	for _, c := range []struct {
+		reason string
+		want   []string
+	}{
+		{vault.ReasonRevoked, []string{
+			`machine key "/run/secrets/machine.kek" is refused: the vault says deployment "blue" of app "web" (generation 3) was revoked on 2025-01-02T03:04:05Z; fix: `,
+			"`ov auth derive-machine-key --out /run/secrets/machine.kek --app web --deployment NAME --force`",
+		}},
+		{vault.ReasonRotated, []string{
+			`machine key "/run/secrets/machine.kek" is refused: the vault says deployment "blue" of app "web" (generation 3) was rotated on 2025-01-02T03:04:05Z, to a newer key; fix: `,
+			"`ov auth derive-machine-key --out /run/secrets/machine.kek --app web --deployment blue --force`",
+		}},
+	} {
+		err := vaultError(cfg, &vault.RetiredKeyError{App: "web", Deployment: "blue", Generation: 3, Date: "2025-01-02T03:04:05Z", Reason: c.reason})
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v\nwant it to contain %q", c.reason, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "on purpose") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v", c.reason, err)
+		}
 	}
 }

@@ -81,7 +81,13 @@ func forgedSection(t *testing.T, appKey []byte, app string, epoch uint32, values
 // pasteSection writes section into the vault file at path as app's.
 func pasteSection(t *testing.T, path, app string, section map[string]any) {
 	t.Helper()
-	editVault(t, path, func(doc map[string]any) { doc["apps"].(map[string]any)[app] = section })
+	editVault(t, path, func(doc map[string]any) {
+		if _, ok := section["deployments"]; !ok && fmt.Sprint(doc["version"]) == "2" {
+			// Format 2 wants the fields; a forger writes them empty.
+			section["deployments"], section["retired"] = map[string]any{}, []any{}
+		}
+		doc["apps"].(map[string]any)[app] = section
+	})
 }
 
 // readKey reads a machine key file.
@@ -115,10 +121,10 @@ func TestForgedSectionFromARevokedKeyIsRefusedByTheRootKeyAndByOv(t *testing.T) 
 	f.must("", "app", "create", "api")
 	f.secret("web", "DB_PASSWORD", "ovsec-genuine-web\n")
 	f.secret("api", "TOKEN", "ovsec-genuine-api\n")
-	oldWeb := f.key("web-epoch1.kek", "--app", "web")
-	root := f.key("root.kek")
+	oldWeb := f.legacyKey("web-epoch1.kek", "web")
+	root := f.key("root.kek", "--all-apps")
 	f.must("", "app", "rotate", "web")
-	curWeb := f.key("web-epoch2.kek", "--app", "web")
+	curWeb := f.legacyKey("web-epoch2.kek", "web")
 	f.wantSecret(root, "web", "DB_PASSWORD", "ovsec-genuine-web") // control
 
 	forged := map[string]string{"DB_PASSWORD": forgedMark + "db", "EXTRA": forgedMark + "extra"}

@@ -64,7 +64,7 @@ func TestAppRotateSaysItKeepsTheValuesAndNamesThemToChange(t *testing.T) {
 	f.must("", "app", "create", "web")
 	f.secret("web", "DB_PASSWORD", ovDBURL)
 	f.secret("web", "API_TOKEN", "tok-9fK2xQ7w")
-	oldKey := f.key("old.kek", "--app", "web")
+	oldKey := f.legacyKey("old.kek", "web") // rotation stops legacy app keys
 	oldCopy := f.write("vault-before-rotation.json", string(f.vaultBytes()))
 
 	r := f.must("", "app", "rotate", "web")
@@ -72,7 +72,7 @@ func TestAppRotateSaysItKeepsTheValuesAndNamesThemToChange(t *testing.T) {
 		"a leaked key still opens every copy of the vault from before the rotation",
 		"after a leak, change the values too: ov secret set NAME --app web\n",
 		"ov: secrets of app \"web\" to change after a leak: API_TOKEN, DB_PASSWORD\n",
-		"ov: derive a new one with: ov auth derive-machine-key --out PATH --app web --force\n",
+		"ov: to cut off one leaked key, revoke its deployment instead: ov auth revoke --app web NAME (see ov auth list --app web)\n",
 	} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("ov app rotate said:\n%s\nwant it to say %q", r.stderr, want)
@@ -155,7 +155,7 @@ func TestSuggestedCommandsQuotePathsForTheShell(t *testing.T) {
 		f.must("", "app", "create", "web")
 		out := filepath.Join(f.dir, "tab\there.kek")
 		r := f.must("", "auth", "derive-machine-key", "--out", out, "--app", "web")
-		want := "ov auth derive-machine-key --out $'" + strings.ReplaceAll(out, "\t", `\x09`) + "' --app web --force\n"
+		want := "ov auth derive-machine-key --out $'" + strings.ReplaceAll(out, "\t", `\x09`) + "' --force\n"
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("derive-machine-key said:\n%s\nwant it to say %q", r.stderr, want)
 		}

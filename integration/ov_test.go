@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"github.com/ov-init/ov-init/vault"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,6 +173,32 @@ func (f *ovFixture) key(name string, args ...string) string {
 	f.t.Helper()
 	p := filepath.Join(f.dir, name)
 	f.must("", append([]string{"auth", "derive-machine-key", "--out", p}, args...)...)
+	return p
+}
+
+// legacyKey writes app's current app key (the key --app wrote before
+// deployments, which ov-init still accepts until the app's next epoch)
+// into dir/name and returns its path. ov no longer writes it; the test
+// derives it with the vault package and the master password.
+func (f *ovFixture) legacyKey(name, app string) string {
+	f.t.Helper()
+	v, err := vault.Load(f.vault)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	root, err := v.Unlock([]byte(ovPassword))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer root.Wipe()
+	k, err := v.AppKey(root, app)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	p := filepath.Join(f.dir, name)
+	if err := os.WriteFile(p, k, 0o600); err != nil {
+		f.t.Fatal(err)
+	}
 	return p
 }
 

@@ -78,11 +78,11 @@ func TestRolledBackVaultIsRefusedByOv(t *testing.T) {
 	}
 	f.must("", "app", "create", "web")      // 2
 	f.secret("web", "DB", "ovsec-old-db\n") // 3
-	web1 := f.key("web1.kek", "--app", "web")
+	web1 := f.legacyKey("web1.kek", "web")
 	old := f.vaultBytes()                   // e.g. in git history
 	f.must("", "app", "rotate", "web")      // 4: web1.kek revoked
 	f.secret("web", "DB", "ovsec-new-db\n") // 5
-	out := f.key("x.kek", "--app", "web")   // the current key, at epoch 2
+	out := f.legacyKey("x.kek", "web")      // the current key, at epoch 2
 	if g := f.seen(); g != 5 {
 		t.Fatalf("ov recorded generation %d, want 5", g)
 	}
@@ -103,7 +103,7 @@ func TestRolledBackVaultIsRefusedByOv(t *testing.T) {
 	for _, args := range [][]string{
 		{"auth", "derive-machine-key", "--out", out, "--app", "web", "--force"},
 		{"secret", "set", "DB", "--app", "web"},
-		{"auth", "derive-machine-key", "--out", newKey},
+		{"auth", "derive-machine-key", "--out", newKey, "--all-apps"},
 		{"auth", "derive-machine-key", "--out", newKey, "--app", "web"},
 		{"secret", "rm", "DB", "--app", "web"},
 		{"app", "rotate", "web"},
@@ -135,7 +135,7 @@ func TestRolledBackVaultIsRefusedByOv(t *testing.T) {
 	f.wantSecret(web1, "web", "DB", "ovsec-old-db")
 
 	// Control: without the line, ov takes the copy as it is, which is the
-	// hole: the revoked key again, and a new value sealed under it.
+	// hole: a new value sealed under the revoked key.
 	var kept []string
 	for _, line := range strings.SplitAfter(string(state), "\n") {
 		if !strings.HasPrefix(line, f.vaultID()+" ") {
@@ -144,10 +144,6 @@ func TestRolledBackVaultIsRefusedByOv(t *testing.T) {
 	}
 	if err := os.WriteFile(f.stateFile(), []byte(strings.Join(kept, "")), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	f.must("", "auth", "derive-machine-key", "--out", out, "--app", "web", "--force")
-	if !bytes.Equal(readFile(t, out), readFile(t, web1)) {
-		t.Fatal("control: derive-machine-key on the old copy did not re-issue the epoch-1 key")
 	}
 	f.secret("web", "DB", "ovsec-BRAND-NEW\n")
 	f.wantSecret(web1, "web", "DB", "ovsec-BRAND-NEW")

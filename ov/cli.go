@@ -21,7 +21,7 @@ type cli struct {
 	VaultCmd vaultCmd  `cmd:"" name:"vault" help:"Create the vault, change its master password, upgrade its format."`
 	App      appCmd    `cmd:"" help:"Create, list and rotate apps."`
 	Secret   secretCmd `cmd:"" help:"Set, list and remove an app's secrets."`
-	Auth     authCmd   `cmd:"" help:"Derive the machine keys ov-init reads."`
+	Auth     authCmd   `cmd:"" help:"Derive, list, rotate and revoke the machine keys ov-init reads, one per deployment."`
 	Run      runCmd    `cmd:"" help:"Run a command as ov-init does, with the same flags."`
 }
 
@@ -47,7 +47,7 @@ type vaultCmd struct {
 type appCmd struct {
 	Create appCreateCmd `cmd:"" help:"Add an app to the vault."`
 	List   appListCmd   `cmd:"" help:"Print the vault's apps, one per line."`
-	Rotate appRotateCmd `cmd:"" help:"Re-seal an app under a new key: every earlier machine key for it stops working."`
+	Rotate appRotateCmd `cmd:"" help:"Re-seal an app under a new key. Deployment keys keep working; keys from before deployments stop."`
 }
 
 type secretCmd struct {
@@ -57,7 +57,9 @@ type secretCmd struct {
 }
 
 type authCmd struct {
-	DeriveMachineKey deriveCmd `cmd:"" name:"derive-machine-key" help:"Write a machine key file for ov-init (--machine-key)."`
+	DeriveMachineKey deriveCmd     `cmd:"" name:"derive-machine-key" help:"Write the machine key of one deployment of an app for ov-init (--machine-key); with --force over an existing key file, rotate it."`
+	List             authListCmd   `cmd:"" help:"Print an app's deployments (name, generation, created, last rotated) and its retired keys."`
+	Revoke           authRevokeCmd `cmd:"" help:"Revoke one deployment's key: the app moves to a new key, every other deployment keeps its key file."`
 }
 
 // path returns the vault file's path, or says how to name one.
@@ -342,8 +344,8 @@ func (c appRotateCmd) Run(g *Globals) error {
 		return err
 	}
 	epoch, _ := v.Epoch(c.Name)
-	fmt.Fprintf(os.Stderr, "ov: rotated app %q to epoch %d: every earlier machine key for %q stopped working (an unscoped key, the vault's root key, still opens it)\n", c.Name, epoch, c.Name)
-	fmt.Fprintf(os.Stderr, "ov: derive a new one with: ov auth derive-machine-key --out PATH --app %s --force\n", c.Name)
+	fmt.Fprintf(os.Stderr, "ov: rotated app %q to epoch %d: every deployment key keeps working (its grant was re-sealed); app keys from before deployments stopped working (an unscoped key, the vault's root key, still opens it)\n", c.Name, epoch)
+	fmt.Fprintf(os.Stderr, "ov: to cut off one leaked key, revoke its deployment instead: ov auth revoke --app %s NAME (see ov auth list --app %s)\n", c.Name, c.Name)
 	// Rotation re-seals the same plaintext: say what it does not do, and
 	// which values to change (names only, never a value).
 	fmt.Fprintf(os.Stderr, "ov: the secret values stay the same, and a leaked key still opens every copy of the vault from before the rotation (git history, backups, images); after a leak, change the values too: ov secret set NAME --app %s\n", c.Name)

@@ -9,13 +9,30 @@ import (
 
 	"github.com/ov-init/ov-init/account"
 	"github.com/ov-init/ov-init/internal/shellquote"
+	"github.com/ov-init/ov-init/keyload"
+	"github.com/ov-init/ov-init/vault"
 )
 
 type deriveCmd struct {
-	Out   string `required:"" placeholder:"PATH" help:"Write the key to this file (mode 0600, written atomically)."`
-	App   string `placeholder:"APP" help:"Scope the key to this app: it opens that app and nothing else. Without --app the key is the vault's root key."`
-	Force bool   `help:"Replace an existing file at --out (never a symbolic link)."`
-	Owner string `placeholder:"USER[:GROUP]" help:"Give the file to this account, the one that runs ov-init (needs root)."`
+	Out        string `required:"" placeholder:"PATH" help:"Write the key to this file (mode 0600, written atomically)."`
+	App        string `placeholder:"APP" help:"The app the key opens (and nothing else). Without --app (and without --all-apps), the key already at --out says which app and deployment."`
+	Deployment string `placeholder:"NAME" help:"With --app: the deployment (host, pod, CI job) the key belongs to, revoked on its own with ov auth revoke (default: default)."`
+	Force      bool   `help:"Replace the file at --out. When it holds the CURRENT key of the deployment asked for, ROTATE that deployment (a new key, the old one refused from now on; the app moves to a new epoch, other deployments keep their files). Any other file is replaced with the deployment's current key, nothing rotated."`
+	Owner      string `placeholder:"USER[:GROUP]" help:"Give the file to this account, the one that runs ov-init (needs root)."`
+	AllApps    bool   `name:"all-apps" help:"Write the vault's root key instead: it opens EVERY app and cannot be revoked short of a new vault. Dangerous; prefer --app."`
+}
+
+// Help is kong's long help of derive-machine-key.
+func (deriveCmd) Help() string {
+	return `Each deployment of an app (--deployment, default "default") has its own key.
+Deriving an existing deployment to a new path gives the same bytes again.
+With --force over a file that holds the current key of the deployment asked
+for (without --app: of the deployment the key names), the deployment is
+rotated: a new key is written, the old one is refused, and every other
+deployment keeps its file. Over any other file (another deployment's key, a
+retired key, no key of this vault), --force writes the deployment's current
+key and rotates nothing, and says what the file held.
+Revoke a deployment with: ov auth revoke --app APP NAME.`
 }
 
 func (c deriveCmd) Run(g *Globals) error {
@@ -23,8 +40,60 @@ func (c deriveCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	if err := checkKeyPath(out, c.Force); err != nil {
+	if c.AllApps && c.App != "" {
+		return usageError("--all-apps writes the root key, which opens every app; it takes no --app")
+	}
+	if c.AllApps && c.Deployment != "" {
+		return usageError("--all-apps writes the root key, which belongs to no deployment; it takes no --deployment")
+	}
+	if c.Deployment != "" && c.App == "" {
+		return usageError("--deployment needs --app: pass --app APP --deployment NAME (without --app, the key at --out names its app and deployment)")
+	}
+	if c.App != "" {
+		if err := vault.ValidAppName(c.App); err != nil {
+			return usageError(err.Error())
+		}
+		if c.Deployment == "" {
+			c.Deployment = vault.DefaultDeployment
+		}
+		if err := vault.ValidDeploymentName(c.Deployment); err != nil {
+			return usageError(err.Error())
+		}
+	}
+	// The key at --out, when the command must identify it.
+	var existing []byte
+	if c.App == "" && !c.AllApps {
+		fi, err := os.Lstat(out)
+		if err != nil {
+			return usageError(fmt.Sprintf("no --app and no key file at %s to derive again for: pass --app APP (and --deployment NAME) for a key that opens one app", shellquote.Quote(out)))
+		}
+		if fi.Mode()&os.ModeSymlink != 0 || !fi.Mode().IsRegular() {
+			return checkKeyPath(out, c.Force)
+		}
+		k, err := keyload.Load(out)
+		if err != nil {
+			return usageError(fmt.Sprintf("no --app, and the file at %s is not a machine key ov can read (%v): pass --app APP", shellquote.Quote(out), err))
+		}
+		existing = append([]byte(nil), k.Bytes()...)
+		k.Wipe()
+		defer clear(existing)
+	} else if err := checkKeyPath(out, c.Force); err != nil {
 		return err
+	} else if c.App != "" {
+		// --force over an existing file: what it holds decides between
+		// rotating and writing the current key. A file that is not a key
+		// ov can read counts as no key of this vault.
+		if fi, err := os.Lstat(out); err == nil && fi.Mode().IsRegular() {
+			if k, err := keyload.Load(out); err == nil {
+				existing = append([]byte(nil), k.Bytes()...)
+				k.Wipe()
+				defer clear(existing)
+			}
+		}
+	}
+	exists := false
+	if _, err := os.Lstat(out); err == nil {
+		exists = true
 	}
 	var owner *syscall.Credential
 	if c.Owner != "" {
@@ -52,47 +121,169 @@ func (c deriveCmd) Run(g *Globals) error {
 		return err
 	}
 	defer root.Wipe()
-	key := root.Bytes() // unscoped: the root key itself; Wipe clears it
-	if c.App != "" {
-		if key, err = v.AppKey(root, c.App); err != nil {
+
+	if c.AllApps {
+		if err := writeKeyFile(out, root.Bytes(), c.Force, owner); err != nil {
 			return err
 		}
-		defer clear(key)
+		root.Wipe()
+		c.warn(out, "", "", false)
+		return nil
+	}
+	// rotate: the file at --out holds the current key of the deployment to
+	// write, and --force asks for a new one. Otherwise replaced says what
+	// the file held, when there was one.
+	rotate, replaced := false, ""
+	if c.App != "" && exists {
+		rotate, replaced, err = c.identifyOut(v, root, existing)
+		if err != nil {
+			return err
+		}
+	} else if existing != nil {
+		app, dep, _, retired, ok, err := v.IdentifyKey(root, existing)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+			return usageError(fmt.Sprintf("the key at %s is no key of vault %q (another vault, or an app key from before a rotation): pass --app APP", shellquote.Quote(out), g.Vault))
+		case app == "":
+			return usageError(fmt.Sprintf("the key at %s is the vault's root key; pass --all-apps to write it again, or --app APP for a key that opens one app", shellquote.Quote(out)))
+		case retired != nil && retired.Reason == vault.ReasonRevoked:
+			return usageError(fmt.Sprintf("the key at %s is of deployment %q of app %q, revoked on %s; grant a new deployment with --app %s --deployment NAME",
+				shellquote.Quote(out), dep, app, retired.Date, app))
+		case retired != nil && !v.HasDeployment(app, dep):
+			return usageError(fmt.Sprintf("the key at %s is of deployment %q of app %q, which no longer exists; grant a new deployment with --app %s --deployment NAME",
+				shellquote.Quote(out), dep, app, app))
+		case dep == "":
+			dep = vault.DefaultDeployment // a legacy app key: its app's default deployment
+			exists = false                // write that deployment's current key; rotate nothing
+			fmt.Fprintf(os.Stderr, "ov: the key at %s is app %q's key from before deployments; replacing it with the key of deployment %q\n", shellquote.Quote(out), app, dep)
+		case !c.Force && retired == nil:
+			return fmt.Errorf("%s holds the current key of deployment %q of app %q; pass --force to rotate it", shellquote.Quote(out), dep, app)
+		}
+		c.App, c.Deployment = app, dep
+		if retired != nil {
+			exists = false // a superseded key: write the current one, no new rotation
+			fmt.Fprintf(os.Stderr, "ov: the key at %s is of deployment %q of app %q, replaced on %s; writing its current key\n", shellquote.Quote(out), dep, app, retired.Date)
+		}
+		if !c.Force {
+			return fmt.Errorf("%s exists; pass --force to replace it", shellquote.Quote(out))
+		}
+		rotate = exists && v.HasDeployment(c.App, c.Deployment)
+	}
+
+	var key []byte
+	rotated, created := false, false
+	if rotate {
+		key, err = v.RotateDeployment(root, c.App, c.Deployment)
+		rotated = true
+	} else {
+		key, created, err = v.DeploymentKey(root, c.App, c.Deployment)
+	}
+	if err != nil {
+		return err
+	}
+	defer clear(key)
+	// The vault first: a key file whose grant was not saved would open nothing.
+	if rotated || created {
+		if err := g.save(v); err != nil {
+			return err
+		}
+	}
+	if created {
+		c.sayGranted(v)
 	}
 	if err := writeKeyFile(out, key, c.Force, owner); err != nil {
+		if rotated {
+			return fmt.Errorf("%v; the vault already holds the new generation: write its key with ov auth derive-machine-key --out PATH --app %s --deployment %s", err, c.App, c.Deployment)
+		}
 		return err
 	}
 	clear(key)
 	root.Wipe()
-	c.warn(out)
+	if replaced != "" {
+		fmt.Fprintf(os.Stderr, "ov: replaced %s at %s with the key of deployment %q of app %q (nothing rotated)\n",
+			replaced, shellquote.Quote(out), c.Deployment, c.App)
+	}
+	c.warn(out, c.App, c.Deployment, rotated)
+	if rotated {
+		deps, _ := v.Deployments(c.App)
+		for _, d := range deps {
+			if d.Name == c.Deployment {
+				fmt.Fprintf(os.Stderr, "ov: rotated deployment %q of app %q to generation %d: the old key is refused from now on; app %q moved to a new epoch, every other deployment keeps its key file unchanged\n",
+					c.Deployment, c.App, d.Generation, c.App)
+			}
+		}
+	}
 	return nil
 }
 
+// identifyOut tells, for --app with a file at --out (key is what it holds,
+// nil when it holds no key ov can read), whether to rotate (the file holds
+// the current key of the deployment asked for) or else what the file held.
+func (c deriveCmd) identifyOut(v *vault.Vault, root *vault.Root, key []byte) (rotate bool, held string, err error) {
+	if key == nil {
+		return false, "a file that held no key of this vault", nil
+	}
+	app, dep, _, retired, ok, err := v.IdentifyKey(root, key)
+	switch {
+	case err != nil:
+		return false, "", err
+	case !ok:
+		return false, "a file that held no key of this vault", nil
+	case app == "":
+		return false, "the vault's root key (it still opens every app; only a new vault revokes it)", nil
+	case dep == "":
+		return false, fmt.Sprintf("app %q's key from before deployments", app), nil
+	case retired != nil:
+		return false, fmt.Sprintf("the key of deployment %q of app %q (%s on %s)", dep, app, retired.Reason, retired.Date), nil
+	case app == c.App && dep == c.Deployment:
+		return true, "", nil
+	}
+	return false, fmt.Sprintf("the key of deployment %q of app %q (it still works: ov auth revoke --app %s %s if it leaked)", dep, app, app, dep), nil
+}
+
+// sayGranted says that derive-machine-key granted a new deployment, and
+// when its name was revoked before, that the revoked key stays refused.
+func (c deriveCmd) sayGranted(v *vault.Vault) {
+	deps, _ := v.Deployments(c.App)
+	for _, d := range deps {
+		if d.Name == c.Deployment {
+			fmt.Fprintf(os.Stderr, "ov: granted NEW deployment %q of app %q (generation %d)\n", c.Deployment, c.App, d.Generation)
+		}
+	}
+	retired, _ := v.RetiredKeys(c.App)
+	for i := len(retired) - 1; i >= 0; i-- {
+		if r := retired[i]; r.Deployment == c.Deployment && r.Reason == vault.ReasonRevoked {
+			fmt.Fprintf(os.Stderr, "ov: deployment %q of app %q was revoked on %s; this is a new key, and the revoked key (generation %d) stays refused\n",
+				c.Deployment, c.App, r.Date, r.Generation)
+			break
+		}
+	}
+}
+
 // warn tells what the key file is worth and how to take it back.
-func (c deriveCmd) warn(out string) {
+func (c deriveCmd) warn(out, app, dep string, rotated bool) {
 	p := shellquote.Quote(out)
-	again := "ov auth derive-machine-key --out " + p
-	if c.App != "" {
-		again += " --app " + c.App
-	}
-	if c.Owner != "" {
-		again += " --owner " + shellquote.Quote(c.Owner)
-	}
-	again += " --force"
 	var b strings.Builder
-	if c.App != "" {
-		fmt.Fprintf(&b, "ov: wrote machine key for app %q to %s\n", c.App, p)
-	} else {
+	if app == "" {
 		fmt.Fprintf(&b, "ov: wrote an unscoped machine key (the vault's root key) to %s\n", p)
-	}
-	b.WriteString("This file is as sensitive as your master password.\n")
-	b.WriteString("  - keep it mode 0600, owned by the account that runs ov-init\n")
-	fmt.Fprintf(&b, "  - never commit it, never bake it into an image; mount it at run time (e.g. -v %s:/run/secrets/machine.kek:ro)\n", p)
-	if c.App != "" {
-		fmt.Fprintf(&b, "  - to revoke it: ov app rotate %s  (every earlier key for %s stops opening the rotated vault; copies of the vault from before still open with it, so change the values too)\n", c.App, c.App)
+		b.WriteString("WARNING: this key opens EVERY app of the vault, now and in the future, and cannot be revoked per deployment:\n")
+		b.WriteString("  revoking it takes a new vault. A host that holds it can read every secret of every app. Prefer --app APP.\n")
 	} else {
-		b.WriteString("  - an unscoped key is the vault's root key: it opens every app and cannot be revoked short of a new vault; prefer --app\n")
+		fmt.Fprintf(&b, "ov: wrote machine key of deployment %q of app %q to %s\n", dep, app, p)
 	}
-	fmt.Fprintf(&b, "  - to derive it again: %s\n", again)
+	b.WriteString("This file is a credential: keep it mode 0600, owned by the account that runs ov-init.\n")
+	fmt.Fprintf(&b, "  - never commit it, never bake it into an image; mount it at run time (e.g. -v %s:/run/secrets/machine.kek:ro)\n", p)
+	owner := ""
+	if c.Owner != "" {
+		owner = " --owner " + shellquote.Quote(c.Owner)
+	}
+	if app != "" {
+		fmt.Fprintf(&b, "  - to revoke this deployment alone (the others keep their files): ov auth revoke --app %s %s\n", app, dep)
+		fmt.Fprintf(&b, "  - to rotate it (a new key here, the old one refused): ov auth derive-machine-key --out %s%s --force\n", p, owner)
+		fmt.Fprintf(&b, "  - to write it again where it is missing (same bytes): ov auth derive-machine-key --out %s --app %s --deployment %s%s\n", p, app, dep, owner)
+	}
 	os.Stderr.WriteString(b.String())
 }

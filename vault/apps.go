@@ -116,6 +116,8 @@ func newSection(root *Root, app string, epoch uint32, secrets map[string][]byte)
 		check:   checkValue(keys.check, app, epoch),
 		mac:     appMAC(keys.mac, app, epoch, secrets),
 		secrets: secrets,
+
+		deployments: map[string]*deployment{},
 	}, nil
 }
 
@@ -191,10 +193,19 @@ func (sec *appSection) openValue(app, name string, valueKey []byte) ([]byte, err
 }
 
 // RotateApp moves app to the next epoch: every value is re-sealed under the
-// new app key, with a new check value and MAC. Every machine key derived for
-// app before stops opening it (a root key keeps working). On error the vault
-// is unchanged.
+// new app key, with a new check value and MAC, and the new app key is
+// wrapped for every deployment (their keys do not change). Every legacy app
+// key derived for app before stops opening it (a root key and the
+// deployment keys keep working). On error the vault is unchanged.
 func (v *Vault) RotateApp(root *Root, app string) error {
+	return v.rotate(root, app, nil)
+}
+
+// rotate moves app to the next epoch after change (when not nil) has
+// changed a copy of its section (its deployments), re-seals every value,
+// computes the check and MAC, and wraps the new app key for every
+// deployment. On error the vault is unchanged.
+func (v *Vault) rotate(root *Root, app string, change func(sec *appSection, now string) error) error {
 	tx, sec, keys, err := v.unlockApp(root, app)
 	if err != nil {
 		return err
@@ -204,8 +215,14 @@ func (v *Vault) RotateApp(root *Root, app string) error {
 	if sec.epoch >= MaxEpoch {
 		return fmt.Errorf("app %q is at the last epoch %d and cannot be rotated; create a new app", app, sec.epoch)
 	}
-	next := sec.epoch + 1
-	appKey, err := deriveAppKey(root.key[:], app, next)
+	next := sec.clone()
+	next.epoch = sec.epoch + 1
+	if change != nil {
+		if err := change(next, today()); err != nil {
+			return err
+		}
+	}
+	appKey, err := deriveAppKey(root.key[:], app, next.epoch)
 	if err != nil {
 		return err
 	}
@@ -221,19 +238,41 @@ func (v *Vault) RotateApp(root *Root, app string) error {
 		if err != nil {
 			return err
 		}
-		secrets[name], err = seal(nextKeys.value, pt, valueAAD(app, next, name))
+		secrets[name], err = seal(nextKeys.value, pt, valueAAD(app, next.epoch, name))
 		clear(pt)
 		if err != nil {
 			return fmt.Errorf("sealing secret %q of app %q: %w", name, app, err)
 		}
 	}
-	v.apps[app] = &appSection{
-		epoch:   next,
-		check:   checkValue(nextKeys.check, app, next),
-		mac:     appMAC(nextKeys.mac, app, next, secrets),
-		secrets: secrets,
+	next.secrets = secrets
+	next.check = checkValue(nextKeys.check, app, next.epoch)
+	next.mac = appMAC(nextKeys.mac, app, next.epoch, secrets)
+	if err := regrant(root, app, next, appKey); err != nil {
+		return err
 	}
+	v.apps[app] = next
 	tx.commit()
+	return nil
+}
+
+// changeEntries replaces app's entries with secrets in a copy of sec,
+// computes its MAC and re-seals its grants over it, then puts the copy in
+// place. On error the vault is unchanged.
+func (v *Vault) changeEntries(root *Root, app string, sec *appSection, keys *appKeys, secrets map[string][]byte) error {
+	next := sec.clone()
+	next.secrets = secrets
+	next.mac = appMAC(keys.mac, app, next.epoch, secrets)
+	if len(next.deployments) > 0 {
+		appKey, err := deriveAppKey(root.key[:], app, next.epoch)
+		if err != nil {
+			return err
+		}
+		defer clear(appKey)
+		if err := regrant(root, app, next, appKey); err != nil {
+			return err
+		}
+	}
+	v.apps[app] = next
 	return nil
 }
 
@@ -263,8 +302,9 @@ func (v *Vault) SetSecret(root *Root, app, name string, value []byte) error {
 	}
 	secrets := maps.Clone(sec.secrets)
 	secrets[name] = sealed
-	sec.mac = appMAC(keys.mac, app, sec.epoch, secrets)
-	sec.secrets = secrets
+	if err := v.changeEntries(root, app, sec, keys, secrets); err != nil {
+		return err
+	}
 	tx.commit()
 	return nil
 }
@@ -283,8 +323,9 @@ func (v *Vault) RemoveSecret(root *Root, app, name string) error {
 	}
 	secrets := maps.Clone(sec.secrets)
 	delete(secrets, name)
-	sec.mac = appMAC(keys.mac, app, sec.epoch, secrets)
-	sec.secrets = secrets
+	if err := v.changeEntries(root, app, sec, keys, secrets); err != nil {
+		return err
+	}
 	tx.commit()
 	return nil
 }
@@ -428,10 +469,39 @@ func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey
 		}
 		return sec, appKey, false, nil
 	}
-	// Is it the app key?
 	if sec, err = v.section(app); err != nil {
 		return nil, nil, false, err
 	}
+	// Is it the key of one of app's deployments? Every grant check is
+	// computed and compared, whichever matches.
+	gck, err := hkdfKey(machineKey, infoGrantCheckKey)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer clear(gck)
+	if dep := matchGrant(gck, app, sec, slices.Sorted(maps.Keys(sec.deployments))); dep != "" {
+		d := sec.deployments[dep]
+		appKey, err := openGrant(machineKey, d.grant, app, dep, d.generation, sec.epoch, sec.mac)
+		if errors.Is(err, errOpen) {
+			return nil, nil, false, fmt.Errorf("%w: app %q: the grant of deployment %q does not open "+
+				"(a grant from another epoch or for another section: replayed, moved or altered)", ErrTampered, app, dep)
+		}
+		if err != nil {
+			return nil, nil, false, err
+		}
+		c, err := appCheck(appKey, app, sec.epoch)
+		if err != nil {
+			clear(appKey)
+			return nil, nil, false, err
+		}
+		if !hmac.Equal(c, sec.check) {
+			clear(appKey)
+			return nil, nil, false, errCheckAltered(app)
+		}
+		return sec, appKey, true, nil
+	}
+	// Is it the legacy app key (format 1's scoped key, or --app before
+	// deployments)? Its check pins app and epoch.
 	c, err := appCheck(machineKey, app, sec.epoch)
 	if err != nil {
 		return nil, nil, false, err
@@ -439,19 +509,31 @@ func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey
 	if hmac.Equal(c, sec.check) {
 		return sec, slices.Clone(machineKey), true, nil
 	}
-	// Neither. Say why as precisely as the check values allow.
+	// Neither. Say why as precisely as the check values allow: a retired
+	// key of app, then a key of another app.
+	if i := matchRetired(gck, app, sec); i >= 0 {
+		r := sec.retired[i]
+		return nil, nil, false, &RetiredKeyError{App: app, Deployment: r.deployment, Generation: r.generation, Date: r.date, Reason: r.reason}
+	}
 	for _, other := range v.Apps() {
 		if other == app {
 			continue
 		}
-		c, err := appCheck(machineKey, other, v.apps[other].epoch)
+		osec := v.apps[other]
+		if dep := matchGrant(gck, other, osec, slices.Sorted(maps.Keys(osec.deployments))); dep != "" {
+			return nil, nil, false, &WrongAppError{KeyApp: other, KeyDeployment: dep, WantApp: app}
+		}
+		if i := matchRetired(gck, other, osec); i >= 0 {
+			return nil, nil, false, &WrongAppError{KeyApp: other, KeyDeployment: osec.retired[i].deployment, WantApp: app}
+		}
+		c, err := appCheck(machineKey, other, osec.epoch)
 		if err != nil {
 			return nil, nil, false, err
 		}
-		if hmac.Equal(c, v.apps[other].check) {
+		if hmac.Equal(c, osec.check) {
 			return nil, nil, false, &WrongAppError{KeyApp: other, WantApp: app}
 		}
 	}
-	return nil, nil, false, fmt.Errorf("%w: it is neither the root key of this vault nor the current key of app %q "+
-		"(was it derived for another vault, or before \"ov app rotate %s\"?)", ErrWrongKey, app, app)
+	return nil, nil, false, fmt.Errorf("%w: it is neither the root key of this vault, nor the key of a deployment of app %q, "+
+		"nor a retired one (a key of another vault, or a key from before \"ov app rotate %s\" or before the vault was restored from an older copy?)", ErrWrongKey, app, app)
 }

@@ -36,10 +36,28 @@ type kdfJSON struct {
 }
 
 type appJSON struct {
-	Epoch   uint32            `json:"epoch"`
-	Check   string            `json:"check"`
-	MAC     string            `json:"mac"`
-	Secrets map[string]string `json:"secrets"`
+	Epoch       uint32                     `json:"epoch"`
+	Check       string                     `json:"check"`
+	MAC         string                     `json:"mac"`
+	Secrets     map[string]string          `json:"secrets"`
+	Deployments *map[string]deploymentJSON `json:"deployments,omitempty"` // format 2 only
+	Retired     *[]retiredJSON             `json:"retired,omitempty"`     // format 2 only
+}
+
+type deploymentJSON struct {
+	Generation uint32 `json:"generation"`
+	Created    string `json:"created"`
+	Rotated    string `json:"rotated"`
+	Check      string `json:"check"`
+	Grant      string `json:"grant"`
+}
+
+type retiredJSON struct {
+	Deployment string `json:"deployment"`
+	Generation uint32 `json:"generation"`
+	Check      string `json:"check"`
+	Retired    string `json:"retired"`
+	Reason     string `json:"reason"`
 }
 
 // shape describes what a JSON value must look like; the walk in checkShape
@@ -58,6 +76,7 @@ const (
 	kindString        // a string
 	kindStruct        // an object with exactly the keys of fields
 	kindMap           // an object with any keys, each once
+	kindArray         // an array, every element of shape elem
 )
 
 // fileShapeV1 is a format-1 file; fileShapeV2 adds generation and table_mac.
@@ -88,6 +107,26 @@ var fileShapeV2 = func() *shape {
 	for k, f := range fileShapeV1.fields {
 		s.fields[k] = f
 	}
+	app := &shape{kind: kindStruct, fields: map[string]*shape{
+		"deployments": {kind: kindMap, elem: &shape{kind: kindStruct, fields: map[string]*shape{
+			"generation": {kind: kindUint, bits: 32},
+			"created":    {kind: kindString},
+			"rotated":    {kind: kindString},
+			"check":      {kind: kindString},
+			"grant":      {kind: kindString},
+		}}},
+		"retired": {kind: kindArray, elem: &shape{kind: kindStruct, fields: map[string]*shape{
+			"deployment": {kind: kindString},
+			"generation": {kind: kindUint, bits: 32},
+			"check":      {kind: kindString},
+			"retired":    {kind: kindString},
+			"reason":     {kind: kindString},
+		}}},
+	}}
+	for k, f := range fileShapeV1.fields["apps"].elem.fields {
+		app.fields[k] = f
+	}
+	s.fields["apps"] = &shape{kind: kindMap, elem: app}
 	return s
 }()
 
@@ -199,6 +238,20 @@ func walk(dec *json.Decoder, s *shape, path string) error {
 	case kindString:
 		if _, ok := tok.(string); !ok {
 			return fmt.Errorf("%s must be a string", at())
+		}
+		return nil
+	}
+	if s.kind == kindArray {
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return fmt.Errorf("%s must be an array", at())
+		}
+		for i := 0; dec.More(); i++ {
+			if err := walk(dec, s.elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing ']'
+			return fmt.Errorf("invalid JSON at %s: %w", at(), err)
 		}
 		return nil
 	}
@@ -319,9 +372,67 @@ func fromJSON(f *fileJSON) (*Vault, error) {
 				return nil, err
 			}
 		}
+		if err := depsFromJSON(name, a, sec); err != nil {
+			return nil, err
+		}
 		v.apps[name] = sec
 	}
 	return v, nil
+}
+
+// depsFromJSON decodes and validates app's deployments and retired grants.
+func depsFromJSON(app string, a appJSON, sec *appSection) error {
+	sec.deployments = map[string]*deployment{}
+	if a.Deployments != nil {
+		for _, dep := range slices.Sorted(maps.Keys(*a.Deployments)) {
+			dj := (*a.Deployments)[dep]
+			if err := ValidDeploymentName(dep); err != nil {
+				return fmt.Errorf("app %q: %w", app, err)
+			}
+			field := fmt.Sprintf("apps.%s.deployments.%s", app, dep)
+			if dj.Generation < 1 {
+				return fmt.Errorf("%s.generation must be at least 1", field)
+			}
+			if !validDate(dj.Created) || !validDate(dj.Rotated) {
+				return fmt.Errorf("%s: created and rotated must be dates like 2006-01-02T15:04:05Z", field)
+			}
+			d := &deployment{generation: dj.Generation, created: dj.Created, rotated: dj.Rotated}
+			var err error
+			if d.check, err = decodeB64(field+".check", dj.Check, macSize, macSize); err != nil {
+				return err
+			}
+			if d.grant, err = decodeB64(field+".grant", dj.Grant, sealedGrantSize, sealedGrantSize); err != nil {
+				return err
+			}
+			sec.deployments[dep] = d
+		}
+	}
+	if a.Retired != nil {
+		if len(*a.Retired) > MaxRetired {
+			return fmt.Errorf("apps.%s.retired has %d entries, over the limit of %d", app, len(*a.Retired), MaxRetired)
+		}
+		for i, rj := range *a.Retired {
+			field := fmt.Sprintf("apps.%s.retired[%d]", app, i)
+			if err := ValidDeploymentName(rj.Deployment); err != nil {
+				return fmt.Errorf("%s: %w", field, err)
+			}
+			if rj.Generation < 1 {
+				return fmt.Errorf("%s.generation must be at least 1", field)
+			}
+			if !validDate(rj.Retired) {
+				return fmt.Errorf("%s.retired must be a date like 2006-01-02T15:04:05Z", field)
+			}
+			if rj.Reason != ReasonRevoked && rj.Reason != ReasonRotated {
+				return fmt.Errorf("%s.reason must be %q or %q", field, ReasonRevoked, ReasonRotated)
+			}
+			c, err := decodeB64(field+".check", rj.Check, macSize, macSize)
+			if err != nil {
+				return err
+			}
+			sec.retired = append(sec.retired, retiredGrant{deployment: rj.Deployment, generation: rj.Generation, check: c, date: rj.Retired, reason: rj.Reason})
+		}
+	}
+	return nil
 }
 
 // Marshal encodes the vault as SPEC.md says: indented JSON, fields in a fixed
@@ -354,6 +465,17 @@ func (v *Vault) Marshal() ([]byte, error) {
 		a := appJSON{Epoch: sec.epoch, Check: b64(sec.check), MAC: b64(sec.mac), Secrets: make(map[string]string, len(sec.secrets))}
 		for sname, sv := range sec.secrets {
 			a.Secrets[sname] = b64(sv)
+		}
+		if v.version == Version {
+			deps := make(map[string]deploymentJSON, len(sec.deployments))
+			for dep, d := range sec.deployments {
+				deps[dep] = deploymentJSON{Generation: d.generation, Created: d.created, Rotated: d.rotated, Check: b64(d.check), Grant: b64(d.grant)}
+			}
+			retired := make([]retiredJSON, 0, len(sec.retired))
+			for _, r := range sec.retired {
+				retired = append(retired, retiredJSON{Deployment: r.deployment, Generation: r.generation, Check: b64(r.check), Retired: r.date, Reason: r.reason})
+			}
+			a.Deployments, a.Retired = &deps, &retired
 		}
 		f.Apps[name] = a
 	}

@@ -47,6 +47,14 @@ func editJSON(t *testing.T, data []byte, edit func(m map[string]any)) []byte {
 	return out
 }
 
+// stripDeployments drops the format-2 fields of every app section.
+func stripDeployments(m map[string]any) {
+	for _, a := range obj(m, "apps") {
+		delete(a.(map[string]any), "deployments")
+		delete(a.(map[string]any), "retired")
+	}
+}
+
 func obj(m map[string]any, path ...string) map[string]any {
 	for _, p := range path {
 		m = m[p].(map[string]any)
@@ -77,8 +85,8 @@ func TestParseRefusesMalformedFiles(t *testing.T) {
 		{name: "version 0", edit: func(m map[string]any) { m["version"] = 0 }, want: "unsupported vault version 0"},
 		{name: "version 1.0", edit: func(m map[string]any) { m["version"] = json.Number("1.0") }, want: "unsupported vault version (this build"},
 		{name: "version string", edit: func(m map[string]any) { m["version"] = "1" }, want: "unsupported vault version (this build"},
-		{name: "version 1 with table_mac", edit: func(m map[string]any) { m["version"] = 1; delete(m, "generation") }, want: `unknown field "table_mac"`},
-		{name: "version 1 with generation", edit: func(m map[string]any) { m["version"] = 1; delete(m, "table_mac") }, want: `unknown field "generation"`},
+		{name: "version 1 with table_mac", edit: func(m map[string]any) { m["version"] = 1; delete(m, "generation"); stripDeployments(m) }, want: `unknown field "table_mac"`},
+		{name: "version 1 with generation", edit: func(m map[string]any) { m["version"] = 1; delete(m, "table_mac"); stripDeployments(m) }, want: `unknown field "generation"`},
 		{name: "version 2 without generation", edit: func(m map[string]any) { delete(m, "generation") }, want: `missing field "generation"`},
 		{name: "generation 0", edit: func(m map[string]any) { m["generation"] = 0 }, want: "generation must be at least 1"},
 		{name: "generation over uint32", edit: func(m map[string]any) { m["generation"] = 1 << 32 }, want: `"generation" must be an integer from 0 to 4294967295`},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 )
 
 // fastKDF keeps tests fast. It is the only way the Argon2id cost is lowered,
@@ -213,4 +214,15 @@ func wantErrIs(t testing.TB, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("error = %v, want %v", err, target)
 	}
+}
+
+// goldenDate is the clock of the golden vault and of tests that compare dates.
+var goldenDate = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// withClock makes the dates the vault writes now.
+func withClock(t testing.TB, now time.Time) {
+	t.Helper()
+	old := clock
+	clock = func() time.Time { return now }
+	t.Cleanup(func() { clock = old })
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -170,7 +171,8 @@ func appMAC(macKey []byte, app string, epoch uint32, secrets map[string][]byte) 
 }
 
 // tableInput encodes the table of apps (format 2): the vault's generation,
-// then every app, sorted by name, with its epoch, check value and MAC.
+// then every app, sorted by name, with its epoch, check value, MAC,
+// deployments (sorted by name) and retired grants (oldest first).
 func tableInput(generation uint32, apps map[string]*appSection) []byte {
 	names := make([]string, 0, len(apps))
 	for name := range apps {
@@ -187,6 +189,25 @@ func tableInput(generation uint32, apps map[string]*appSection) []byte {
 		b = binary.BigEndian.AppendUint32(b, sec.epoch)
 		b = appendField(b, sec.check)
 		b = appendField(b, sec.mac)
+		deps := slices.Sorted(maps.Keys(sec.deployments))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(deps)))
+		for _, dep := range deps {
+			d := sec.deployments[dep]
+			b = appendField(b, []byte(dep))
+			b = binary.BigEndian.AppendUint32(b, d.generation)
+			b = appendField(b, []byte(d.created))
+			b = appendField(b, []byte(d.rotated))
+			b = appendField(b, d.check)
+			b = appendField(b, d.grant)
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(len(sec.retired)))
+		for _, r := range sec.retired {
+			b = appendField(b, []byte(r.deployment))
+			b = binary.BigEndian.AppendUint32(b, r.generation)
+			b = appendField(b, r.check)
+			b = appendField(b, []byte(r.date))
+			b = appendField(b, []byte(r.reason))
+		}
 	}
 	return b
 }

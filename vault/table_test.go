@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -23,14 +24,30 @@ func sectionJSON(sec *appSection) map[string]any {
 	for name, sv := range sec.secrets {
 		secrets[name] = b64(sv)
 	}
-	return map[string]any{"epoch": sec.epoch, "check": b64(sec.check), "mac": b64(sec.mac), "secrets": secrets}
+	deps := map[string]any{}
+	for name, d := range sec.deployments {
+		deps[name] = map[string]any{"generation": d.generation, "created": d.created, "rotated": d.rotated, "check": b64(d.check), "grant": b64(d.grant)}
+	}
+	retired := []any{}
+	for _, r := range sec.retired {
+		retired = append(retired, map[string]any{"deployment": r.deployment, "generation": r.generation, "check": b64(r.check), "retired": r.date, "reason": r.reason})
+	}
+	return map[string]any{"epoch": sec.epoch, "check": b64(sec.check), "mac": b64(sec.mac), "secrets": secrets,
+		"deployments": deps, "retired": retired}
 }
 
 // pasteSection puts sec into the vault file data as app's section, the way
 // anyone who can write the file can.
 func pasteSection(t *testing.T, data []byte, app string, sec *appSection) []byte {
 	t.Helper()
-	return editJSON(t, data, func(m map[string]any) { obj(m, "apps")[app] = sectionJSON(sec) })
+	return editJSON(t, data, func(m map[string]any) {
+		s := sectionJSON(sec)
+		if fmt.Sprint(m["version"]) == "1" {
+			delete(s, "deployments")
+			delete(s, "retired")
+		}
+		obj(m, "apps")[app] = s
+	})
 }
 
 // rotatedVault is newTestVault after `ov app rotate web`, with web's
@@ -207,6 +224,10 @@ func downgraded(t *testing.T, data, old []byte) []byte {
 	return editJSON(t, data, func(m map[string]any) {
 		delete(m, "table_mac")
 		delete(m, "generation")
+		for _, a := range obj(m, "apps") {
+			delete(a.(map[string]any), "deployments")
+			delete(a.(map[string]any), "retired")
+		}
 		m["version"] = 1
 		m["kdf"], m["wrapped_root"], m["root_check"] = header["kdf"], header["wrapped_root"], header["root_check"]
 	})
@@ -259,6 +280,10 @@ func TestVersionIsBoundToTheWrappedRoot(t *testing.T) {
 	relabelled := editJSON(t, marshal(t, v), func(m map[string]any) {
 		delete(m, "table_mac")
 		delete(m, "generation")
+		for _, a := range obj(m, "apps") {
+			delete(a.(map[string]any), "deployments")
+			delete(a.(map[string]any), "retired")
+		}
 		m["version"] = 1
 	})
 	if _, err := mustParse(t, relabelled).Unlock(testPassword); err != ErrWrongPassword {
@@ -271,6 +296,10 @@ func TestVersionIsBoundToTheWrappedRoot(t *testing.T) {
 	}
 	relabelled = editJSON(t, v1Copy(t, v, root), func(doc map[string]any) {
 		doc["version"] = 2
+		for _, a := range obj(doc, "apps") {
+			a.(map[string]any)["deployments"] = map[string]any{}
+			a.(map[string]any)["retired"] = []any{}
+		}
 		doc["generation"] = v.generation
 		doc["table_mac"] = base64.StdEncoding.EncodeToString(m)
 	})

@@ -4,14 +4,18 @@
 //
 // The key hierarchy is:
 //
-//	password --Argon2id (RFC 9106)--> KEK --XChaCha20-Poly1305--> root key (random, 32 bytes)
-//	root key --HKDF-SHA256 (RFC 5869), info "ov/v1/app/<app>/<epoch>"--> app key
-//	app key  --HKDF-SHA256--> value key, MAC key, check key
+//	password --Argon2id (RFC 9106)--> KEK --XChaCha20-Poly1305--> root key R (random, 32 bytes)
+//	R --HKDF-SHA256 (RFC 5869), "ov/v1/app/<app>/<epoch>"--> app key A
+//	A --HKDF-SHA256--> value key, MAC key, check key
+//	R --HKDF-SHA256, "ov/v2/deployment/<app>/<deployment>/<gen>"--> deployment key D
+//	D --HKDF-SHA256--> grant wrap key, grant check key; the grant wraps A
 //
-// A machine key, the 32-byte file ov-init reads, is either the root key
-// (unscoped: it opens every app) or one app key (scoped: it opens that app at
-// that epoch and nothing else). [Vault.Open] tells the two apart by the app's
-// check value, never by guessing.
+// A machine key, the 32-byte file ov-init reads, is a deployment key (it
+// opens its app through its grant while the grant stands: revoking the
+// deployment or rotating its key retires it), the root key (unscoped: it
+// opens every app), or, from before deployments, an app key A (it opens
+// that app at that epoch). [Vault.Open] tells them apart by check values
+// only, never by guessing.
 //
 // Invariants:
 //
@@ -59,6 +63,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 
 	"golang.org/x/crypto/argon2"
@@ -199,11 +204,15 @@ var errNotThisRoot = errors.New("root key does not belong to this vault")
 // WrongAppError is returned by Open and Scoped when the machine key is the
 // current app key of another app of the same vault.
 type WrongAppError struct {
-	KeyApp  string // the app the key belongs to
-	WantApp string // the app that was asked for
+	KeyApp        string // the app the key belongs to
+	KeyDeployment string // its deployment, "" for a legacy app key
+	WantApp       string // the app that was asked for
 }
 
 func (e *WrongAppError) Error() string {
+	if e.KeyDeployment != "" {
+		return fmt.Sprintf("machine key belongs to deployment %q of app %q, not to app %q", e.KeyDeployment, e.KeyApp, e.WantApp)
+	}
 	return fmt.Sprintf("machine key belongs to app %q, not %q", e.KeyApp, e.WantApp)
 }
 
@@ -264,6 +273,23 @@ type appSection struct {
 	check   []byte            // macSize
 	mac     []byte            // macSize
 	secrets map[string][]byte // name -> nonce || ciphertext || tag
+
+	// Format 2: the app's deployments and their grants, and the grants
+	// retired (revoked or rotated away), oldest first. Empty in format 1.
+	deployments map[string]*deployment
+	retired     []retiredGrant
+}
+
+// clone copies sec deeply enough that changing the copy (its MAC, its
+// grants, its lists) leaves sec as it was.
+func (sec *appSection) clone() *appSection {
+	c := &appSection{epoch: sec.epoch, check: sec.check, mac: sec.mac, secrets: maps.Clone(sec.secrets),
+		deployments: make(map[string]*deployment, len(sec.deployments)), retired: slices.Clone(sec.retired)}
+	for name, d := range sec.deployments {
+		dd := *d
+		c.deployments[name] = &dd
+	}
+	return c
 }
 
 // New creates an empty vault under password with a random salt and root key,

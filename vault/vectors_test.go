@@ -60,6 +60,57 @@ type vectors struct {
 	WrapV2   []wrapVector  `json:"wrap_v2"`
 	Table    []tableVector `json:"table"`
 	GoldenV2 goldenVector  `json:"golden_v2"`
+	// Deployment keys and grants (format 2).
+	Deployment []deploymentVector `json:"deployment"`
+	Grant      []grantVector      `json:"grant"`
+}
+
+type deploymentVector struct {
+	Root          hexBytes `json:"root"`
+	App           string   `json:"app"`
+	Deployment    string   `json:"deployment"`
+	Generation    uint32   `json:"generation"`
+	DeploymentKey hexBytes `json:"deployment_key"`
+	GrantCheckKey hexBytes `json:"grant_check_key"`
+	GrantCheck    hexBytes `json:"grant_check"`
+	GrantWrapKey  hexBytes `json:"grant_wrap_key"`
+}
+
+type grantVector struct {
+	DeploymentKey hexBytes `json:"deployment_key"`
+	App           string   `json:"app"`
+	Deployment    string   `json:"deployment"`
+	Generation    uint32   `json:"generation"`
+	Epoch         uint32   `json:"epoch"`
+	MAC           hexBytes `json:"mac"`
+	AppKey        hexBytes `json:"app_key"`
+	Nonce         hexBytes `json:"nonce"`
+	AAD           hexBytes `json:"aad"`
+	Grant         hexBytes `json:"grant"`
+}
+
+type tableDeployment struct {
+	Deployment string   `json:"deployment"`
+	Generation uint32   `json:"generation"`
+	Created    string   `json:"created"`
+	Rotated    string   `json:"rotated"`
+	Check      hexBytes `json:"check"`
+	Grant      hexBytes `json:"grant"`
+}
+
+type tableRetired struct {
+	Deployment string   `json:"deployment"`
+	Generation uint32   `json:"generation"`
+	Check      hexBytes `json:"check"`
+	Retired    string   `json:"retired"`
+	Reason     string   `json:"reason"`
+}
+
+type goldenDeployment struct {
+	Deployment string   `json:"deployment"`
+	Generation uint32   `json:"generation"`
+	Key        hexBytes `json:"key"`
+	Retired    string   `json:"retired,omitempty"` // the reason, for a retired key
 }
 
 type deriveVector struct {
@@ -118,10 +169,12 @@ type wrapVector struct {
 }
 
 type tableEntry struct {
-	App   string   `json:"app"`
-	Epoch uint32   `json:"epoch"`
-	Check hexBytes `json:"check"`
-	MAC   hexBytes `json:"mac"`
+	App         string            `json:"app"`
+	Epoch       uint32            `json:"epoch"`
+	Check       hexBytes          `json:"check"`
+	MAC         hexBytes          `json:"mac"`
+	Deployments []tableDeployment `json:"deployments"`
+	Retired     []tableRetired    `json:"retired"`
 }
 
 type tableVector struct {
@@ -134,10 +187,11 @@ type tableVector struct {
 }
 
 type goldenApp struct {
-	App     string            `json:"app"`
-	Epoch   uint32            `json:"epoch"`
-	AppKey  hexBytes          `json:"app_key"`
-	Secrets map[string]string `json:"secrets"`
+	App         string             `json:"app"`
+	Epoch       uint32             `json:"epoch"`
+	AppKey      hexBytes           `json:"app_key"`
+	Secrets     map[string]string  `json:"secrets"`
+	Deployments []goldenDeployment `json:"deployments,omitempty"` // format 2: current and retired keys
 }
 
 type goldenVector struct {
@@ -245,13 +299,13 @@ func makeVectors(t *testing.T) (vs *vectors, v1File, v2File []byte) {
 	// The golden vaults: the public API driven by a deterministic stream.
 	// The format-1 file is made by the same steps, then written in the
 	// format-1 layout, exactly as the format-1 writer did.
-	v, root := goldenVault(t, goldenSeed)
+	v, root := goldenVault(t, goldenSeed, false)
 	toV1(t, v, root)
 	v1File = marshal(t, v)
 	vs.Golden = goldenVector{File: filepath.Base(goldenFile), Seed: goldenSeed, Password: string(testPassword), Root: root.Bytes()}
 	vs.Golden.Apps = goldenApps(t, v, root)
 
-	v, root = goldenVault(t, goldenV2Seed)
+	v, root = goldenVault(t, goldenV2Seed, true)
 	v2File = marshal(t, v)
 	vs.GoldenV2 = goldenVector{File: filepath.Base(goldenV2File), Seed: goldenV2Seed, Password: string(testPassword), Root: root.Bytes(),
 		Generation: v.Generation()}
@@ -270,16 +324,53 @@ func makeVectors(t *testing.T) (vs *vectors, v1File, v2File []byte) {
 		vec.TableMAC = must(tableMAC(tv.root, tv.generation, tv.apps))
 		for _, app := range slices.Sorted(maps.Keys(tv.apps)) {
 			sec := tv.apps[app]
-			vec.Apps = append(vec.Apps, tableEntry{App: app, Epoch: sec.epoch, Check: sec.check, MAC: sec.mac})
+			e := tableEntry{App: app, Epoch: sec.epoch, Check: sec.check, MAC: sec.mac, Deployments: []tableDeployment{}, Retired: []tableRetired{}}
+			for _, dep := range slices.Sorted(maps.Keys(sec.deployments)) {
+				d := sec.deployments[dep]
+				e.Deployments = append(e.Deployments, tableDeployment{Deployment: dep, Generation: d.generation, Created: d.created, Rotated: d.rotated, Check: d.check, Grant: d.grant})
+			}
+			for _, r := range sec.retired {
+				e.Retired = append(e.Retired, tableRetired{Deployment: r.deployment, Generation: r.generation, Check: r.check, Retired: r.date, Reason: r.reason})
+			}
+			vec.Apps = append(vec.Apps, e)
 		}
 		vs.Table = append(vs.Table, vec)
+	}
+
+	// Deployment keys, their grant check and wrap keys, and a grant.
+	for _, dv := range []struct {
+		app, dep string
+		gen      uint32
+	}{{"web", "default", 1}, {"web", "edge", 2}, {"a.b-c_d", "x", MaxGeneration}} {
+		dk := must(deriveDeploymentKey(roots[0], dv.app, dv.dep, dv.gen))
+		gck := must(hkdfKey(dk, infoGrantCheckKey))
+		vs.Deployment = append(vs.Deployment, deploymentVector{
+			Root: roots[0], App: dv.app, Deployment: dv.dep, Generation: dv.gen, DeploymentKey: dk,
+			GrantCheckKey: gck, GrantCheck: grantCheckValue(gck, dv.app, dv.dep, dv.gen),
+			GrantWrapKey: must(hkdfKey(dk, infoGrantWrapKey)),
+		})
+	}
+	for i, gv := range []struct {
+		dep   deploymentVector
+		epoch uint32
+		mac   []byte
+	}{{vs.Deployment[0], 1, vs.MAC[1].MAC}, {vs.Deployment[1], 2, vs.MAC[0].MAC}} {
+		ak := must(deriveAppKey(roots[0], gv.dep.App, gv.epoch))
+		nonce := seq(byte(0x10+0x40*i), 24)
+		withRandom(t, bytes.NewReader(nonce))
+		vs.Grant = append(vs.Grant, grantVector{
+			DeploymentKey: gv.dep.DeploymentKey, App: gv.dep.App, Deployment: gv.dep.Deployment, Generation: gv.dep.Generation,
+			Epoch: gv.epoch, MAC: gv.mac, AppKey: ak, Nonce: nonce,
+			AAD:   grantAAD(gv.dep.App, gv.dep.Deployment, gv.dep.Generation, gv.epoch, gv.mac),
+			Grant: must(sealGrant(gv.dep.DeploymentKey, ak, gv.dep.App, gv.dep.Deployment, gv.dep.Generation, gv.epoch, gv.mac)),
+		})
 	}
 	return vs, v1File, v2File
 }
 
 // goldenVault runs SPEC.md's recipe of the golden vault with the random
 // stream of seed.
-func goldenVault(t *testing.T, seed string) (*Vault, *Root) {
+func goldenVault(t *testing.T, seed string, deployments bool) (*Vault, *Root) {
 	t.Helper()
 	withRandom(t, &detReader{seed: seed})
 	v, root, err := New(testPassword)
@@ -303,6 +394,20 @@ func goldenVault(t *testing.T, seed string) (*Vault, *Root) {
 		t.Fatal(err)
 	}
 	mustSet(t, v, root, "web", "MULTILINE", "line 1\nline 2 \u2713")
+	if deployments {
+		// Format 2: two deployments of web, then edge is revoked (web moves
+		// to epoch 3; default's key does not change).
+		for _, dep := range []string{"default", "edge"} {
+			k, _, err := v.DeploymentKey(root, "web", dep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clear(k)
+		}
+		if err := v.RevokeDeployment(root, "web", "edge"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return v, root
 }
 
@@ -314,7 +419,24 @@ func goldenApps(t *testing.T, v *Vault, root *Root) []goldenApp {
 	for _, app := range v.Apps() {
 		e, _ := v.Epoch(app)
 		k := mustAppKey(t, v, root, app)
-		apps = append(apps, goldenApp{App: app, Epoch: e, AppKey: k, Secrets: secretsMap(t, v, app, k)})
+		ga := goldenApp{App: app, Epoch: e, AppKey: k, Secrets: secretsMap(t, v, app, k)}
+		sec := v.apps[app]
+		for _, dep := range slices.Sorted(maps.Keys(sec.deployments)) {
+			d := sec.deployments[dep]
+			dk, err := deriveDeploymentKey(root.Bytes(), app, dep, d.generation)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ga.Deployments = append(ga.Deployments, goldenDeployment{Deployment: dep, Generation: d.generation, Key: dk})
+		}
+		for _, r := range sec.retired {
+			dk, err := deriveDeploymentKey(root.Bytes(), app, r.deployment, r.generation)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ga.Deployments = append(ga.Deployments, goldenDeployment{Deployment: r.deployment, Generation: r.generation, Key: dk, Retired: r.reason})
+		}
+		apps = append(apps, ga)
 	}
 	return apps
 }
@@ -323,6 +445,7 @@ func TestVectors(t *testing.T) {
 	old := testKDF
 	testKDF = &KDFParams{Time: 1, MemoryKiB: 64, Threads: 1} // the golden vault's, whatever fastKDF becomes
 	defer func() { testKDF = old }()
+	withClock(t, goldenDate)
 
 	vs, v1File, v2File := makeVectors(t)
 	got, err := json.MarshalIndent(vs, "", "  ")
@@ -399,6 +522,16 @@ func TestGoldenVaultOpens(t *testing.T) {
 				if got := secretsMap(t, v, a.App, a.AppKey); !maps.Equal(got, a.Secrets) {
 					t.Errorf("%s: opened %v, want %v", a.App, got, a.Secrets)
 				}
+				for _, d := range a.Deployments {
+					if d.Retired == "" {
+						if got := secretsMap(t, v, a.App, d.Key); !maps.Equal(got, a.Secrets) {
+							t.Errorf("%s/%s: deployment key opened %v, want %v", a.App, d.Deployment, got, a.Secrets)
+						}
+						continue
+					}
+					_, err := v.Open(a.App, d.Key, nil)
+					wantErrIs(t, err, ErrRevokedDeployment)
+				}
 				if c.version == Version1 {
 					_, err := v.Open(a.App, root.Bytes(), nil)
 					wantErrIs(t, err, ErrUnauthenticatedTable)
@@ -462,10 +595,38 @@ func TestGoldenVaultOpens(t *testing.T) {
 			t.Errorf("wrap %d %+v: unwraps with the root AAD of version %d too", version, p, other)
 		}
 	}
+	if len(vs.Deployment) < 3 || len(vs.Grant) < 2 {
+		t.Fatal("vectors.json lacks deployment or grant vectors")
+	}
+	for _, d := range vs.Deployment {
+		dk, err := deriveDeploymentKey(d.Root, d.App, d.Deployment, d.Generation)
+		if err != nil || !bytes.Equal(dk, d.DeploymentKey) {
+			t.Errorf("deployment %s/%s/%d: key differs", d.App, d.Deployment, d.Generation)
+		}
+		if c, err := grantCheck(dk, d.App, d.Deployment, d.Generation); err != nil || !bytes.Equal(c, d.GrantCheck) {
+			t.Errorf("deployment %s/%s/%d: grant check differs", d.App, d.Deployment, d.Generation)
+		}
+	}
+	for _, g := range vs.Grant {
+		ak, err := openGrant(g.DeploymentKey, g.Grant, g.App, g.Deployment, g.Generation, g.Epoch, g.MAC)
+		if err != nil || !bytes.Equal(ak, g.AppKey) {
+			t.Errorf("grant %s/%s: does not open to its app key: %v", g.App, g.Deployment, err)
+		}
+		if _, err := openGrant(g.DeploymentKey, g.Grant, g.App, g.Deployment, g.Generation, g.Epoch+1, g.MAC); err == nil {
+			t.Errorf("grant %s/%s opens at another epoch", g.App, g.Deployment)
+		}
+	}
 	for _, tv := range vs.Table {
 		apps := map[string]*appSection{}
 		for _, e := range tv.Apps {
-			apps[e.App] = &appSection{epoch: e.Epoch, check: e.Check, mac: e.MAC}
+			sec := &appSection{epoch: e.Epoch, check: e.Check, mac: e.MAC, deployments: map[string]*deployment{}}
+			for _, d := range e.Deployments {
+				sec.deployments[d.Deployment] = &deployment{generation: d.Generation, created: d.Created, rotated: d.Rotated, check: d.Check, grant: d.Grant}
+			}
+			for _, r := range e.Retired {
+				sec.retired = append(sec.retired, retiredGrant{deployment: r.Deployment, generation: r.Generation, check: r.Check, date: r.Retired, reason: r.Reason})
+			}
+			apps[e.App] = sec
 		}
 		if m, err := tableMAC(tv.Root, tv.Generation, apps); err != nil || !bytes.Equal(m, tv.TableMAC) || !bytes.Equal(tableInput(tv.Generation, apps), tv.Input) {
 			t.Errorf("table of %d apps: MAC or input differs", len(apps))

@@ -115,12 +115,32 @@ def table_key(root):
 
 
 def table_input(generation, apps):
-    """generation: the vault's; apps: name -> (epoch, check, mac), raw bytes."""
+    """generation: the vault's; apps: name -> (epoch, check, mac, deployments, retired), raw bytes;
+    deployments: name -> (generation, created, rotated, check, grant); retired: [(deployment,
+    generation, check, date, reason)], oldest first."""
     b = lp(b"ov/v2/table") + u32(2) + u32(generation) + u32(len(apps))
     for name in sorted(apps, key=lambda n: n.encode()):
-        epoch, chk, mac = apps[name]
-        b += lp(name.encode()) + u32(epoch) + lp(chk) + lp(mac)
+        epoch, chk, mac, deps, retired = apps[name]
+        b += lp(name.encode()) + u32(epoch) + lp(chk) + lp(mac) + u32(len(deps))
+        for dep in sorted(deps, key=lambda n: n.encode()):
+            gen, created, rotated, dchk, grant = deps[dep]
+            b += lp(dep.encode()) + u32(gen) + lp(created.encode()) + lp(rotated.encode()) + lp(dchk) + lp(grant)
+        b += u32(len(retired))
+        for dep, gen, rchk, date, reason in retired:
+            b += lp(dep.encode()) + u32(gen) + lp(rchk) + lp(date.encode()) + lp(reason.encode())
     return b
+
+
+def deployment_key(root, app, dep, gen):
+    return hkdf_sha256(root, "ov/v2/deployment/%s/%s/%d" % (app, dep, gen))
+
+
+def grant_check(dk, app, dep, gen):
+    return hmac256(hkdf_sha256(dk, "ov/v2/grant-check-key"), ("ov/v2/grant-check/%s/%s/%d" % (app, dep, gen)).encode())
+
+
+def grant_aad(app, dep, gen, epoch, mac):
+    return lp(b"ov/v2/grant") + u32(2) + lp(app.encode()) + lp(dep.encode()) + u32(gen) + u32(epoch) + lp(mac)
 
 
 def argon2id(password, salt, t, m, p):
@@ -171,10 +191,26 @@ def main():
         tk = table_key(h(v["root"]))
         eq("table key", tk, h(v["table_key"]))
         assert 1 <= v["generation"] <= 0xFFFFFFFF, v["generation"]
-        inp = table_input(v["generation"], {a["app"]: (a["epoch"], h(a["check"]), h(a["mac"])) for a in v["apps"]})
+        inp = table_input(v["generation"], {a["app"]: (
+            a["epoch"], h(a["check"]), h(a["mac"]),
+            {d["deployment"]: (d["generation"], d["created"], d["rotated"], h(d["check"]), h(d["grant"])) for d in a["deployments"]},
+            [(r["deployment"], r["generation"], h(r["check"]), r["retired"], r["reason"]) for r in a["retired"]],
+        ) for a in v["apps"]})
         eq("table input", inp, h(v["input"]))
         eq("table_mac", hmac256(tk, inp), h(v["table_mac"]))
     assert len(vs["table"]) == 2 and vs["table"][0]["apps"] == [] and vs["table"][0]["generation"] == 1
+    for v in vs["deployment"]:
+        dk = deployment_key(h(v["root"]), v["app"], v["deployment"], v["generation"])
+        eq("deployment key", dk, h(v["deployment_key"]))
+        eq("grant check key", hkdf_sha256(dk, "ov/v2/grant-check-key"), h(v["grant_check_key"]))
+        eq("grant check", grant_check(dk, v["app"], v["deployment"], v["generation"]), h(v["grant_check"]))
+        eq("grant wrap key", hkdf_sha256(dk, "ov/v2/grant-wrap-key"), h(v["grant_wrap_key"]))
+    assert len(vs["deployment"]) >= 3 and len(vs["grant"]) >= 2
+    for v in vs["grant"]:
+        aad = grant_aad(v["app"], v["deployment"], v["generation"], v["epoch"], h(v["mac"]))
+        eq("grant aad", aad, h(v["aad"]))
+        wk = hkdf_sha256(h(v["deployment_key"]), "ov/v2/grant-wrap-key")
+        eq("grant", xseal(wk, h(v["nonce"]), h(v["app_key"]), aad), h(v["grant"]))
 
     for key, version in (("golden", 1), ("golden_v2", 2)):
         n += open_golden(vs[key], version, eq)
@@ -191,8 +227,8 @@ def open_golden(g, version, eq):
     assert ("table_mac" in vault) == (version == 2), g["file"]
     assert ("generation" in vault) == (version == 2), g["file"]
     if version == 2:
-        # SPEC.md section 8: New, 2 x create app, 3 x set, rotate, set: one per write.
-        assert vault["generation"] == g["generation"] == 8, (vault["generation"], g.get("generation"))
+        # SPEC.md section 8: New, 2 x create app, 3 x set, rotate, set, 2 x grant, revoke: one per write.
+        assert vault["generation"] == g["generation"] == 11, (vault["generation"], g.get("generation"))
         assert list(vault)[:2] == ["version", "generation"], list(vault)  # the writer's order
     else:
         assert "generation" not in g, g["file"]
@@ -222,7 +258,38 @@ def open_golden(g, version, eq):
         got = {name: xopen(vk, s, value_aad(app, epoch, name)).decode() for name, s in entries.items()}
         if got != want[app]["secrets"]:
             sys.exit("MISMATCH golden secrets of %s in %s: %r" % (app, g["file"], got))
-        table[app] = (epoch, b64(sec["check"]), b64(sec["mac"]))
+        deps, retired = {}, []
+        if version == 2:
+            for dep, d in sec["deployments"].items():
+                deps[dep] = (d["generation"], d["created"], d["rotated"], b64(d["check"]), b64(d["grant"]))
+            retired = [(r["deployment"], r["generation"], b64(r["check"]), r["retired"], r["reason"]) for r in sec["retired"]]
+            # SPEC section 2: a deployment's generation is its app's epoch when it was
+            # granted or rotated, so never above the current epoch; a retired one is
+            # below it (a revoke or a rotation moved the app on). The recipe grants
+            # web's default and edge at epoch 2.
+            assert all(1 <= d["generation"] <= epoch for d in sec["deployments"].values()), (app, epoch)
+            assert all(1 <= r["generation"] < epoch for r in sec["retired"]), (app, epoch)
+            if app == "web":
+                assert [d["generation"] for d in sec["deployments"].values()] == [2], sec["deployments"]
+                assert [(r["deployment"], r["generation"]) for r in sec["retired"]] == [("edge", 2)], sec["retired"]
+            # Open the app as ov-init does with each deployment key: find the grant by
+            # its check, unwrap A bound to the current epoch and the section's MAC.
+            for gd in want[app].get("deployments", []):
+                dk = h(gd["key"])
+                eq("golden deployment key " + app + "/" + gd["deployment"],
+                   deployment_key(root, app, gd["deployment"], gd["generation"]), dk)
+                c = grant_check(dk, app, gd["deployment"], gd["generation"])
+                if gd.get("retired"):
+                    match = [r for r in sec["retired"] if r["deployment"] == gd["deployment"] and r["generation"] == gd["generation"]]
+                    assert match and b64(match[0]["check"]) == c and match[0]["reason"] == gd["retired"], gd
+                    assert all(b64(d["check"]) != c for d in sec["deployments"].values()), "retired key still granted"
+                    continue
+                d = sec["deployments"][gd["deployment"]]
+                eq("golden grant check " + gd["deployment"], c, b64(d["check"]))
+                a = xopen(hkdf_sha256(dk, "ov/v2/grant-wrap-key"), b64(d["grant"]),
+                          grant_aad(app, gd["deployment"], d["generation"], epoch, b64(sec["mac"])))
+                eq("golden grant opens to A " + gd["deployment"], a, ak)
+        table[app] = (epoch, b64(sec["check"]), b64(sec["mac"]), deps, retired)
     if version == 2:
         eq("golden table_mac " + g["file"], hmac256(table_key(root), table_input(vault["generation"], table)),
            b64(vault["table_mac"]))
