@@ -16,14 +16,7 @@ type authListCmd struct {
 // wrote (the table MAC covers every grant and retired key), not what
 // anyone who could write the file claims.
 func (c authListCmd) Run(g *Globals) error {
-	v, err := g.load()
-	if err != nil {
-		return err
-	}
-	if err := g.app(v, c.App); err != nil {
-		return err
-	}
-	root, err := g.unlock(v)
+	v, root, err := g.unlockApp(c.App)
 	if err != nil {
 		return err
 	}
@@ -58,11 +51,8 @@ func (c authRevokeCmd) Run(g *Globals) error {
 	if err := vault.ValidDeploymentName(c.Name); err != nil {
 		return usageError(err.Error())
 	}
-	v, err := g.load()
+	v, err := g.loadApp(c.App)
 	if err != nil {
-		return err
-	}
-	if err := g.app(v, c.App); err != nil {
 		return err
 	}
 	if !v.HasDeployment(c.App, c.Name) {

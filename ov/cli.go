@@ -171,6 +171,33 @@ func appTable(v *vault.Vault) string {
 	return b.String()
 }
 
+// loadApp reads the vault and checks that it has app, before anyone types
+// a password.
+func (g *Globals) loadApp(app string) (*vault.Vault, error) {
+	v, err := g.load()
+	if err != nil {
+		return nil, err
+	}
+	if err := g.app(v, app); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// unlockApp is loadApp, then the password: the vault, its root key (the
+// caller wipes it) and, for a format-2 vault, a verified table.
+func (g *Globals) unlockApp(app string) (*vault.Vault, *vault.Root, error) {
+	v, err := g.loadApp(app)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := g.unlock(v)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, root, nil
+}
+
 // app checks that the vault has app, before anyone types a password.
 func (g *Globals) app(v *vault.Vault, app string) error {
 	if err := vault.ValidAppName(app); err != nil {
@@ -325,14 +352,7 @@ type appRotateCmd struct {
 }
 
 func (c appRotateCmd) Run(g *Globals) error {
-	v, err := g.load()
-	if err != nil {
-		return err
-	}
-	if err := g.app(v, c.Name); err != nil {
-		return err
-	}
-	root, err := g.unlock(v)
+	v, root, err := g.unlockApp(c.Name)
 	if err != nil {
 		return err
 	}
@@ -384,14 +404,7 @@ func (c secretSetCmd) Run(g *Globals) error {
 	if err := vault.ReservedName(c.Name); err != nil {
 		return usageError(err.Error())
 	}
-	v, err := g.load()
-	if err != nil {
-		return err
-	}
-	if err := g.app(v, c.App); err != nil {
-		return err
-	}
-	root, err := g.unlock(v)
+	v, root, err := g.unlockApp(c.App)
 	if err != nil {
 		return err
 	}
@@ -416,11 +429,8 @@ type secretListCmd struct {
 }
 
 func (c secretListCmd) Run(g *Globals) error {
-	v, err := g.load()
+	v, err := g.loadApp(c.App)
 	if err != nil {
-		return err
-	}
-	if err := g.app(v, c.App); err != nil {
 		return err
 	}
 	names, err := v.SecretNames(c.App)
@@ -442,11 +452,8 @@ func (c secretRmCmd) Run(g *Globals) error {
 	if vault.ValidSecretName(c.Name) != nil {
 		return errInvalidSecretName
 	}
-	v, err := g.load()
+	v, err := g.loadApp(c.App)
 	if err != nil {
-		return err
-	}
-	if err := g.app(v, c.App); err != nil {
 		return err
 	}
 	names, _ := v.SecretNames(c.App)
