@@ -165,6 +165,20 @@ func (v *Vault) unlockSection(root *Root, app string) (*appSection, *appKeys, er
 	return sec, keys, nil
 }
 
+// confirmAppKey checks appKey, which the root key or a grant gave, against
+// app's check value; on a mismatch it wipes appKey: the section's epoch or
+// check was altered.
+func confirmAppKey(appKey []byte, app string, sec *appSection) error {
+	c, err := appCheck(appKey, app, sec.epoch)
+	if err == nil && !hmac.Equal(c, sec.check) {
+		err = errCheckAltered(app)
+	}
+	if err != nil {
+		clear(appKey)
+	}
+	return err
+}
+
 func errCheckAltered(app string) error {
 	return fmt.Errorf("%w: app %q: its check value does not match the vault's root key (its epoch or check was altered)", ErrTampered, app)
 }
@@ -458,14 +472,8 @@ func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey
 		if appKey, err = deriveAppKey(machineKey, app, sec.epoch); err != nil {
 			return nil, nil, false, err
 		}
-		c, err := appCheck(appKey, app, sec.epoch)
-		if err != nil {
-			clear(appKey)
+		if err := confirmAppKey(appKey, app, sec); err != nil {
 			return nil, nil, false, err
-		}
-		if !hmac.Equal(c, sec.check) {
-			clear(appKey)
-			return nil, nil, false, errCheckAltered(app)
 		}
 		return sec, appKey, false, nil
 	}
@@ -489,14 +497,8 @@ func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey
 		if err != nil {
 			return nil, nil, false, err
 		}
-		c, err := appCheck(appKey, app, sec.epoch)
-		if err != nil {
-			clear(appKey)
+		if err := confirmAppKey(appKey, app, sec); err != nil {
 			return nil, nil, false, err
-		}
-		if !hmac.Equal(c, sec.check) {
-			clear(appKey)
-			return nil, nil, false, errCheckAltered(app)
 		}
 		return sec, appKey, true, nil
 	}
