@@ -216,3 +216,36 @@ func TestOvKeepsItsRecordUnderXDGStateHome(t *testing.T) {
 		t.Errorf("an older copy at another path: exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// The product page's rotate command over a key from before deployments
+// (format 1's --app key) must cut that key off, not only write the new
+// one: the app moves to a new epoch, the old key is refused, the new
+// deployment key opens.
+func TestRotatingAKeyFromBeforeDeploymentsRefusesIt(t *testing.T) {
+	for _, withApp := range []bool{false, true} {
+		f := newOvFixture(t)
+		f.must("", "app", "create", "web")
+		f.secret("web", "DB", "ovsec-legacy-db")
+		key := f.legacyKey("host.kek", "web")
+		old, err := os.ReadFile(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldCopy := filepath.Join(f.dir, "old-copy.kek")
+		putMachineKey(t, oldCopy, old)
+		f.wantSecret(oldCopy, "web", "DB", "ovsec-legacy-db")
+
+		args := []string{"auth", "derive-machine-key", "--out", key, "--force"}
+		if withApp {
+			args = append(args, "--app", "web")
+		}
+		r := f.must("", args...)
+		if !strings.Contains(r.stderr, "new epoch") {
+			t.Errorf("--app %v: stderr does not say the old key is cut off: %s", withApp, r.stderr)
+		}
+		if code, _, stderr := f.appEnv(oldCopy, "web"); code != 78 {
+			t.Errorf("--app %v: the key from before deployments still opens the rotated vault: exit %d; %s", withApp, code, stderr)
+		}
+		f.wantSecret(key, "web", "DB", "ovsec-legacy-db")
+	}
+}

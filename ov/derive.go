@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,7 +11,6 @@ import (
 
 	"github.com/ov-init/ov-init/account"
 	"github.com/ov-init/ov-init/internal/shellquote"
-	"github.com/ov-init/ov-init/keyload"
 	"github.com/ov-init/ov-init/vault"
 )
 
@@ -17,7 +18,7 @@ type deriveCmd struct {
 	Out        string `required:"" placeholder:"PATH" help:"Write the key to this file (mode 0600, written atomically)."`
 	App        string `placeholder:"APP" help:"The app the key opens (and nothing else). Without --app (and without --all-apps), the key already at --out says which app and deployment."`
 	Deployment string `placeholder:"NAME" help:"With --app: the deployment (host, pod, CI job) the key belongs to, revoked on its own with ov auth revoke (default: default)."`
-	Force      bool   `help:"Replace the file at --out. When it holds the CURRENT key of the deployment asked for, ROTATE that deployment (a new key, the old one refused from now on; the app moves to a new epoch, other deployments keep their files). Any other file is replaced with the deployment's current key, nothing rotated."`
+	Force      bool   `help:"Replace the file at --out. When it holds the CURRENT key of the deployment asked for, ROTATE that deployment (a new key, the old one refused from now on; the app moves to a new epoch, other deployments keep their files). Any other file is replaced with the deployment's current key, nothing rotated, except a key of this app from before deployments: the app then moves to a new epoch so that key is refused."`
 	Owner      string `placeholder:"USER[:GROUP]" help:"Give the file to this account, the one that runs ov-init (needs root)."`
 	AllApps    bool   `name:"all-apps" help:"Write the vault's root key instead: it opens EVERY app and cannot be revoked short of a new vault. Dangerous; prefer --app."`
 }
@@ -70,26 +71,28 @@ func (c deriveCmd) Run(g *Globals) error {
 		if fi.Mode()&os.ModeSymlink != 0 || !fi.Mode().IsRegular() {
 			return checkKeyPath(out, c.Force)
 		}
-		k, err := keyload.Load(out)
+		k, err := readExistingKey(out)
 		if err != nil {
-			return usageError(fmt.Sprintf("no --app, and the file at %s is not a machine key ov can read (%v): pass --app APP", shellquote.Quote(out), err))
+			return err
 		}
-		existing = append([]byte(nil), k.Bytes()...)
-		k.Wipe()
+		if k == nil {
+			return usageError(fmt.Sprintf("no --app, and the file at %s is not a 32-byte machine key: pass --app APP", shellquote.Quote(out)))
+		}
+		existing = k
 		defer clear(existing)
 	} else if err := checkKeyPath(out, c.Force); err != nil {
 		return err
 	} else if c.App != "" {
 		// --force over an existing file: what it holds decides between
-		// rotating and writing the current key. A file that is not a key
-		// ov can read counts as no key of this vault.
-		if fi, err := os.Lstat(out); err == nil && fi.Mode().IsRegular() {
-			if k, err := keyload.Load(out); err == nil {
-				existing = append([]byte(nil), k.Bytes()...)
-				k.Wipe()
-				defer clear(existing)
-			}
+		// rotating and writing the current key. A file that is not a
+		// 32-byte key counts as no key of this vault; one ov cannot
+		// read is refused, never taken for "no key".
+		k, err := readExistingKey(out)
+		if err != nil {
+			return err
 		}
+		existing = k
+		defer clear(existing)
 	}
 	exists := false
 	if _, err := os.Lstat(out); err == nil {
@@ -133,11 +136,18 @@ func (c deriveCmd) Run(g *Globals) error {
 	// rotate: the file at --out holds the current key of the deployment to
 	// write, and --force asks for a new one. Otherwise replaced says what
 	// the file held, when there was one.
-	rotate, replaced := false, ""
+	rotate, rotateApp, replaced := false, false, ""
 	if c.App != "" && exists {
 		rotate, replaced, err = c.identifyOut(v, root, existing)
 		if err != nil {
 			return err
+		}
+		// A key of this app from before deployments: --force rotates
+		// the app, the only way to refuse that key.
+		if existing != nil {
+			if app, dep, _, retired, ok, _ := v.IdentifyKey(root, existing); ok && app == c.App && dep == "" && retired == nil {
+				rotateApp = true
+			}
 		}
 	} else if existing != nil {
 		app, dep, _, retired, ok, err := v.IdentifyKey(root, existing)
@@ -157,7 +167,8 @@ func (c deriveCmd) Run(g *Globals) error {
 				shellquote.Quote(out), dep, app, app))
 		case dep == "":
 			dep = vault.DefaultDeployment // a legacy app key: its app's default deployment
-			exists = false                // write that deployment's current key; rotate nothing
+			exists = false                // write that deployment's current key
+			rotateApp = c.Force           // and, as asked, cut the old key off
 			fmt.Fprintf(os.Stderr, "ov: the key at %s is app %q's key from before deployments; replacing it with the key of deployment %q\n", shellquote.Quote(out), app, dep)
 		case !c.Force && retired == nil:
 			return fmt.Errorf("%s holds the current key of deployment %q of app %q; pass --force to rotate it", shellquote.Quote(out), dep, app)
@@ -173,6 +184,12 @@ func (c deriveCmd) Run(g *Globals) error {
 		rotate = exists && v.HasDeployment(c.App, c.Deployment)
 	}
 
+	if rotateApp {
+		if err := v.RotateApp(root, c.App); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "ov: moved app %q to a new epoch: its key from before deployments is refused from now on (every deployment keeps its key file)\n", c.App)
+	}
 	var key []byte
 	rotated, created := false, false
 	if rotate {
@@ -186,7 +203,7 @@ func (c deriveCmd) Run(g *Globals) error {
 	}
 	defer clear(key)
 	// The vault first: a key file whose grant was not saved would open nothing.
-	if rotated || created {
+	if rotated || created || rotateApp {
 		if err := g.save(v); err != nil {
 			return err
 		}
@@ -203,15 +220,19 @@ func (c deriveCmd) Run(g *Globals) error {
 	clear(key)
 	root.Wipe()
 	if replaced != "" {
-		fmt.Fprintf(os.Stderr, "ov: replaced %s at %s with the key of deployment %q of app %q (nothing rotated)\n",
-			replaced, shellquote.Quote(out), c.Deployment, c.App)
+		what := "nothing rotated"
+		if rotateApp {
+			what = "the old key refused: the app moved to a new epoch"
+		}
+		fmt.Fprintf(os.Stderr, "ov: replaced %s at %s with the key of deployment %q of app %q (%s)\n",
+			replaced, shellquote.Quote(out), c.Deployment, c.App, what)
 	}
 	c.warn(out, c.App, c.Deployment, rotated)
 	if rotated {
 		deps, _ := v.Deployments(c.App)
 		for _, d := range deps {
 			if d.Name == c.Deployment {
-				fmt.Fprintf(os.Stderr, "ov: rotated deployment %q of app %q to generation %d: the old key is refused from now on; app %q moved to a new epoch, every other deployment keeps its key file unchanged\n",
+				fmt.Fprintf(os.Stderr, "ov: rotated deployment %q of app %q to generation %d: the old key is refused from now on; app %q moved to a new epoch, every other deployment keeps its key file unchanged (keys written before deployments, if any, stop too)\n",
 					c.Deployment, c.App, d.Generation, c.App)
 			}
 		}
@@ -286,4 +307,31 @@ func (c deriveCmd) warn(out, app, dep string, rotated bool) {
 		fmt.Fprintf(&b, "  - to write it again where it is missing (same bytes): ov auth derive-machine-key --out %s --app %s --deployment %s%s\n", p, app, dep, owner)
 	}
 	os.Stderr.WriteString(b.String())
+}
+
+// readExistingKey reads the key file at path to find out whose key it is.
+// It is no check of the file (ov-init's is strict; a key written with
+// --owner belongs to another account, so the owner check would fail here):
+// a regular file of exactly 32 bytes is a key, anything else is none (nil,
+// nil). A file ov cannot read is an error, never taken for "no key".
+func readExistingKey(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the key file at %s to tell whose key it is: %v; run ov as root, or as the file's owner", shellquote.Quote(path), pathErr(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != vault.KeySize {
+		return nil, nil
+	}
+	key := make([]byte, vault.KeySize+1)
+	n, err := io.ReadFull(f, key)
+	if err != io.ErrUnexpectedEOF || n != vault.KeySize {
+		clear(key)
+		return nil, nil // it changed size while read: no key
+	}
+	return key[:vault.KeySize], nil
 }
