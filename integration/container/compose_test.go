@@ -1,9 +1,9 @@
 package container
 
 // Compose: every service of docker-compose.test.yml runs through the real
-// Compose binary (`docker compose`, else Debian's `docker-compose` v1), in
-// a project of its own that is always taken down, and none of them ever
-// has a network. And the README's container sections: their commands run
+// Compose binaries, v2 (`docker compose`) and v1 (Debian's
+// `docker-compose`), each in a project of its own that is always taken
+// down, and none of them ever has a network. And the README's container sections: their commands run
 // as shown, their YAML is cut from the files tested here.
 
 import (
@@ -38,34 +38,91 @@ const composeTimeout = 2 * time.Minute
 // seeing it proves the mount wins.
 const mountedDatabaseURL = "postgres://web:ovsec-mounted-4b9d@db/web"
 
+// composeVersion is one Compose the suite runs under: every Compose test
+// runs once per version, as subtests named after it ("v2", "v1").
+type composeVersion struct {
+	name  string   // the subtest's name, and a value of OV_COMPOSE
+	argv  []string // the command
+	major string   // how its `version --short` begins
+	hint  string   // where it comes from, when it is missing
+}
+
+// composeVersions: v2, the CLI plugin scripts/compose-v2 builds, and v1,
+// Debian's docker-compose 1.29, which scripts/docker-up installs (kept for
+// as long as Debian ships it). OV_COMPOSE=v2 or v1 runs only that one.
+var composeVersions = []composeVersion{
+	{"v2", []string{"docker", "compose"}, "2.", "scripts/compose-v2 builds and installs it"},
+	{"v1", []string{"docker-compose"}, "1.", "scripts/docker-up installs Debian's docker-compose"},
+}
+
 var (
-	composeOnce sync.Once
-	composeArgv []string // `docker compose` or `docker-compose`
-	composeErr  error
+	composeMu    sync.Mutex
+	composeFound = map[string]string{} // name → version, once it ran
+	composeErrs  = map[string]error{}  // name → why it does not run
 )
 
-// composeCommand returns the Compose command line: `docker compose` when
-// Compose v2 answers, else Compose v1's `docker-compose`.
-func composeCommand(t *testing.T) []string {
+// forEachCompose runs f as a subtest per Compose version (only OV_COMPOSE's
+// when it is set), with that version's command line. A version that does
+// not run fails the subtest on CI (CI set) and skips it elsewhere.
+func forEachCompose(t *testing.T, f func(t *testing.T, compose []string)) {
 	t.Helper()
-	composeOnce.Do(func() {
-		if exec.Command("docker", "compose", "version").Run() == nil {
-			composeArgv = []string{"docker", "compose"}
-			return
-		}
-		if _, err := exec.LookPath("docker-compose"); err == nil {
-			composeArgv = []string{"docker-compose"}
-			return
-		}
-		composeErr = errors.New("neither `docker compose` nor `docker-compose` runs (scripts/docker-up installs Debian's docker-compose)")
-	})
-	if composeErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(composeErr)
-		}
-		t.Skip(composeErr)
+	only := os.Getenv("OV_COMPOSE")
+	if only != "" && !slices.ContainsFunc(composeVersions, func(v composeVersion) bool { return v.name == only }) {
+		t.Fatalf("OV_COMPOSE=%q: want v2 or v1", only)
 	}
-	return composeArgv
+	for _, v := range composeVersions {
+		if only != "" && v.name != only {
+			continue
+		}
+		t.Run(v.name, func(t *testing.T) {
+			f(t, composeCommand(t, v))
+		})
+	}
+}
+
+// composeCommand returns v's command line once `version --short` shows it
+// is that major version, and logs which Compose runs the test.
+func composeCommand(t *testing.T, v composeVersion) []string {
+	t.Helper()
+	composeMu.Lock()
+	version, found := composeFound[v.name]
+	err := composeErrs[v.name]
+	if !found && err == nil {
+		version, err = composeVersionOf(v)
+		if err != nil {
+			composeErrs[v.name] = err
+		} else {
+			composeFound[v.name] = version
+		}
+	}
+	composeMu.Unlock()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Logf("Compose %s: %s, version %s", v.name, strings.Join(v.argv, " "), version)
+	return v.argv
+}
+
+// composeVersionOf runs v's `version --short` and checks its major version.
+func composeVersionOf(v composeVersion) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), composeTimeout)
+	defer cancel()
+	argv := append(slices.Clone(v.argv), "version", "--short")
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("`%s` does not run, so Compose %s cannot be tested (%v: %s); %s", strings.Join(argv, " "), v.name, err, strings.TrimSpace(errOut.String()), v.hint)
+	}
+	version := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+	if !strings.HasPrefix(version, v.major) {
+		return "", fmt.Errorf("`%s` is Compose %q, so Compose %s cannot be tested; %s", strings.Join(argv, " "), version, v.name, v.hint)
+	}
+	return version, nil
 }
 
 // composeProject is one Compose project on docker-compose.test.yml, named
@@ -77,14 +134,15 @@ type composeProject struct {
 	env  []string
 }
 
-// newComposeProject returns a project whose OV_TEST_DIR is dir. Its
-// containers and volumes are removed when the test ends, whatever happened.
-func newComposeProject(t *testing.T, dir string) *composeProject {
+// newComposeProject returns a project run by the Compose command compose,
+// whose OV_TEST_DIR is dir. Its containers and volumes are removed when the
+// test ends, whatever happened.
+func newComposeProject(t *testing.T, compose []string, dir string) *composeProject {
 	t.Helper()
 	name := fmt.Sprintf("ovcompose%d%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	p := &composeProject{
 		t:    t,
-		argv: append(slices.Clone(composeCommand(t)), "-f", filepath.Join(repo, composeFile), "-p", name),
+		argv: append(slices.Clone(compose), "-f", filepath.Join(repo, composeFile), "-p", name),
 		name: name,
 		env:  append(os.Environ(), "OV_TEST_DIR="+dir),
 	}
@@ -252,10 +310,15 @@ var composeServices = []composeService{
 
 // TestComposeServicesDoWhatTheirCommentsSay runs every service of
 // docker-compose.test.yml with `up --exit-code-from`, and checks its exit
-// status, its output, and that its container had no network.
+// status, its output, and that its container had no network; under each
+// Compose version.
 func TestComposeServicesDoWhatTheirCommentsSay(t *testing.T) {
 	requireDocker(t)
-	p := newComposeProject(t, composeTestDir(t))
+	forEachCompose(t, testComposeServices)
+}
+
+func testComposeServices(t *testing.T, compose []string) {
+	p := newComposeProject(t, compose, composeTestDir(t))
 
 	out, errOut, code := p.run("config", "--services")
 	if code != 0 {
@@ -300,10 +363,14 @@ func TestComposeServicesDoWhatTheirCommentsSay(t *testing.T) {
 
 // TestComposeRunMakesOVInitPID1 is `compose run --rm`: ov-init is PID 1 of
 // the service's container (the app's parent is pid 1), the app gets its
-// secrets, and --rm leaves no container behind.
+// secrets, and --rm leaves no container behind; under each Compose version.
 func TestComposeRunMakesOVInitPID1(t *testing.T) {
 	requireDocker(t)
-	p := newComposeProject(t, composeTestDir(t))
+	forEachCompose(t, testComposeRun)
+}
+
+func testComposeRun(t *testing.T, compose []string) {
+	p := newComposeProject(t, compose, composeTestDir(t))
 
 	stdout, stderr, code := p.run("run", "--rm", "-T", "happy", "/app/helper", "status")
 	if code != 0 || !strings.Contains(stdout, "ppid: 1\n") || !strings.Contains(stdout, "Uid: 0 0 0 0\n") {
@@ -323,10 +390,14 @@ func TestComposeRunMakesOVInitPID1(t *testing.T) {
 }
 
 // TestComposeFileNeedsOVTestDir: without OV_TEST_DIR Compose refuses the
-// file instead of mounting keys from "/web.kek".
+// file instead of mounting keys from "/web.kek"; under each Compose version.
 func TestComposeFileNeedsOVTestDir(t *testing.T) {
 	requireDocker(t)
-	argv := append(slices.Clone(composeCommand(t)), "-f", filepath.Join(repo, composeFile), "config")
+	forEachCompose(t, testComposeFileNeedsOVTestDir)
+}
+
+func testComposeFileNeedsOVTestDir(t *testing.T, compose []string) {
+	argv := append(slices.Clone(compose), "-f", filepath.Join(repo, composeFile), "config")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = repo
 	for _, kv := range os.Environ() {
@@ -466,13 +537,18 @@ func TestReadmeYAMLIsFromTheTestedFiles(t *testing.T) {
 // TestReadmeDockerAndComposeCommandsRun runs the ```sh blocks of README.md's
 // "Docker" and "Compose" sections as written, in one bash -euo pipefail in
 // the repository, with two substitutions: a key of its own for
-// /etc/ov/machine.kek, and the Compose there is for `docker compose`. HOME
+// /etc/ov/machine.kek, and the Compose under test for `docker compose`. HOME
 // is a directory holding the vault at ~/.config/ov/vault.json (app myapp),
 // OV_TEST_DIR the keys of docker-compose.test.yml. Each "#> TEXT" line
-// after a command must match a line of that block's output, in order.
+// after a command must match a line of that block's output, in order. The
+// blocks run once per Compose version, as its subtest.
 func TestReadmeDockerAndComposeCommandsRun(t *testing.T) {
 	requireDocker(t)
-	compose := strings.Join(composeCommand(t), " ")
+	forEachCompose(t, testReadmeCommands)
+}
+
+func testReadmeCommands(t *testing.T, composeArgv []string) {
+	compose := strings.Join(composeArgv, " ")
 	tmp := t.TempDir()
 	home, key := filepath.Join(tmp, "home"), filepath.Join(tmp, "machine.kek")
 	vaultPath := filepath.Join(home, readmeVaultPath)
