@@ -412,10 +412,10 @@ func (v *Vault) Open(app string, machineKey []byte, names []string) ([]Secret, e
 	return out, nil
 }
 
-// Scoped reports whether machineKey is app's current app key (true) or the
+// scoped reports whether machineKey is a key scoped to app (an app or deployment key: true) or the
 // vault's root key (false). It verifies app's MAC too and returns Open's
 // errors.
-func (v *Vault) Scoped(app string, machineKey []byte) (bool, error) {
+func (v *Vault) scoped(app string, machineKey []byte) (bool, error) {
 	_, keys, scoped, err := v.verified(app, machineKey)
 	if err != nil {
 		return false, err

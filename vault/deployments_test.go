@@ -44,7 +44,7 @@ func TestDeploymentKeyIsDeterministicAndOpensItsApp(t *testing.T) {
 	if got := secretsMap(t, w, "web", k1); !maps.Equal(got, webValues) {
 		t.Fatalf("opened %v", got)
 	}
-	if scoped, err := w.Scoped("web", k1); err != nil || !scoped {
+	if scoped, err := w.scoped("web", k1); err != nil || !scoped {
 		t.Fatalf("Scoped = %v, %v", scoped, err)
 	}
 	var wrong *WrongAppError

@@ -32,6 +32,13 @@ func Example() {
 	if err := v.SetSecret(root, "web", "DB_PASSWORD", []byte("hunter2")); err != nil {
 		log.Fatal(err)
 	}
+	// ov auth derive-machine-key --app web: a grant for deployment "default"
+	machineKey, _, err := v.DeploymentKey(root, "web", vault.DefaultDeployment)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer clear(machineKey)
+
 	// ov writes it atomically (internal/atomicfile); any write will do here.
 	data, err := v.Marshal()
 	if err != nil {
@@ -41,19 +48,8 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	// ov auth derive-machine-key --app web
-	machineKey, err := v.AppKey(root, "web")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer clear(machineKey)
-
 	// ov-init: no password, only the machine key.
 	loaded, err := vault.Load(path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	scoped, err := loaded.Scoped("web", machineKey)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -62,7 +58,6 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer vault.WipeAll(secrets)
-	fmt.Println("scoped:", scoped)
 	for _, s := range secrets {
 		fmt.Printf("%s is %d bytes\n", s.Name, len(s.Value))
 	}
@@ -78,8 +73,7 @@ func Example() {
 		fmt.Println(err)
 	}
 	// Output:
-	// scoped: true
 	// DB_PASSWORD is 7 bytes
 	// key app: web
-	// machine key belongs to app "web", not "api"
+	// machine key belongs to deployment "default" of app "web", not to app "api"
 }

@@ -13,7 +13,7 @@ import (
 
 func TestOpenWithRootKeyIsUnscoped(t *testing.T) {
 	v, root := newTestVault(t)
-	scoped, err := v.Scoped("web", root.Bytes())
+	scoped, err := v.scoped("web", root.Bytes())
 	if err != nil || scoped {
 		t.Fatalf("Scoped(root) = %v, %v; want false, nil", scoped, err)
 	}
@@ -26,7 +26,7 @@ func TestOpenWithRootKeyIsUnscoped(t *testing.T) {
 func TestOpenWithAppKeyIsScoped(t *testing.T) {
 	v, root := newTestVault(t)
 	k := mustAppKey(t, v, root, "web")
-	scoped, err := v.Scoped("web", k)
+	scoped, err := v.scoped("web", k)
 	if err != nil || !scoped {
 		t.Fatalf("Scoped(app key) = %v, %v; want true, nil", scoped, err)
 	}
@@ -84,7 +84,7 @@ func TestOpenUnknownAppIsErrNoSuchApp(t *testing.T) {
 	if !strings.Contains(err.Error(), `"nope"`) {
 		t.Fatalf("error does not name the app: %v", err)
 	}
-	_, err = v.Scoped("nope", root.Bytes())
+	_, err = v.scoped("nope", root.Bytes())
 	wantErrIs(t, err, ErrNoSuchApp)
 }
 
@@ -99,7 +99,7 @@ func TestKeyOfAnotherAppIsWrongAppError(t *testing.T) {
 	if errors.Is(err, ErrWrongKey) {
 		t.Fatal("WrongAppError must be told apart from ErrWrongKey")
 	}
-	if _, err := v.Scoped("web", apiKey); !errors.As(err, &wa) {
+	if _, err := v.scoped("web", apiKey); !errors.As(err, &wa) {
 		t.Fatalf("Scoped(web, api key) = %v", err)
 	}
 }
@@ -126,7 +126,7 @@ func TestKeyOfAnotherVaultIsErrWrongKey(t *testing.T) {
 	} {
 		_, err := v.Open("web", k, nil)
 		wantErrIs(t, err, ErrWrongKey)
-		if _, err := v.Scoped("web", k); !errors.Is(err, ErrWrongKey) {
+		if _, err := v.scoped("web", k); !errors.Is(err, ErrWrongKey) {
 			t.Errorf("%s: Scoped = %v", name, err)
 		}
 	}
@@ -223,7 +223,7 @@ func TestEntryDeletedAddedOrSwappedIsErrTampered(t *testing.T) {
 			for _, k := range [][]byte{root.Bytes(), appKey} {
 				_, err := v.Open("web", k, nil)
 				wantErrIs(t, err, ErrTampered)
-				_, err = v.Scoped("web", k)
+				_, err = v.scoped("web", k)
 				wantErrIs(t, err, ErrTampered)
 			}
 		})

@@ -84,7 +84,7 @@ func assertRefusedEverywhere(t *testing.T, forged []byte, root *Root, apps ...st
 	for _, app := range apps {
 		_, err := w.Open(app, root.Bytes(), nil)
 		wantTableAltered(t, "Open("+app+", root key)", err)
-		_, err = w.Scoped(app, root.Bytes())
+		_, err = w.scoped(app, root.Bytes())
 		wantTableAltered(t, "Scoped("+app+", root key)", err)
 	}
 	_, err := w.Unlock(testPassword)
@@ -252,7 +252,7 @@ func TestDowngradeToFormat1IsRefusedByTheRootKey(t *testing.T) {
 		if errors.Is(err, ErrTampered) {
 			t.Error("ErrUnauthenticatedTable must be told apart from ErrTampered")
 		}
-		_, err = w.Scoped(app, root.Bytes())
+		_, err = w.scoped(app, root.Bytes())
 		wantErrIs(t, err, ErrUnauthenticatedTable)
 	}
 	_, err := w.Open("web", curWeb, nil)
