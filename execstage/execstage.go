@@ -130,11 +130,14 @@ func run(cfg Config, argv []string, sock *os.File) error {
 		if err != nil {
 			return err
 		}
-		if cfg.NoNewPrivs && acct.Credential.Uid != 0 {
-			// While still root: it takes CAP_SETPCAP.
-			if err := privs.DropBoundingSet(); errors.Is(err, privs.ErrBoundingSetKept) {
-				logf(cfg, 1, "%v", err)
-			} else if err != nil {
+		if cfg.NoNewPrivs {
+			// While still root: emptying the bounding set takes
+			// CAP_SETPCAP.
+			kept, err := privs.Restrict(acct.Credential.Uid != 0)
+			if kept != nil {
+				logf(cfg, 1, "%v", kept)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -150,11 +153,6 @@ func run(cfg Config, argv []string, sock *os.File) error {
 		}
 		if acct.Home != "" {
 			env = envlist.Set(env, "HOME", acct.Home)
-		}
-	}
-	if cfg.NoNewPrivs {
-		if err := privs.SetNoNewPrivs(); err != nil {
-			return err
 		}
 	}
 	path, err := execpath.LookPath(argv[0], inherited)

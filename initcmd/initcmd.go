@@ -147,16 +147,11 @@ const self = "/proc/self/exe"
 // an empty bounding set unless the app runs as root.
 func restrict(uid uint32, verbose int) func() error {
 	return func() error {
-		if uid != 0 {
-			if err := privs.DropBoundingSet(); errors.Is(err, privs.ErrBoundingSetKept) {
-				if verbose >= 1 {
-					fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
-				}
-			} else if err != nil {
-				return err
-			}
+		kept, err := privs.Restrict(uid != 0)
+		if kept != nil && verbose >= 1 {
+			fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(kept.Error()))
 		}
-		return privs.SetNoNewPrivs()
+		return err
 	}
 }
 

@@ -55,3 +55,18 @@ func DropBoundingSet() error {
 		return fmt.Errorf("prctl(PR_CAPBSET_DROP, %d): %w", c, err)
 	}
 }
+
+// Restrict is what --user asks for on the calling thread: with dropBounding
+// (an app that does not run as root) the bounding set emptied, then
+// no_new_privs set. A bounding set that must stay (no CAP_SETPCAP) is no
+// failure: kept is then ErrBoundingSetKept, for the caller to log.
+func Restrict(dropBounding bool) (kept, err error) {
+	if dropBounding {
+		if err := DropBoundingSet(); errors.Is(err, ErrBoundingSetKept) {
+			kept = err
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return kept, SetNoNewPrivs()
+}

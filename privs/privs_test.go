@@ -37,17 +37,14 @@ func TestRestrictsTheCallingThreadOnly(t *testing.T) {
 		if got := threadStatus(t, "NoNewPrivs"); got != "0" {
 			t.Errorf("NoNewPrivs %s before", got)
 		}
-		if err := DropBoundingSet(); err != nil {
-			t.Error(err)
-		}
-		if err := SetNoNewPrivs(); err != nil {
-			t.Error(err)
+		if kept, err := Restrict(true); kept != nil || err != nil {
+			t.Errorf("Restrict(true) = %v, %v; want nil, nil as root", kept, err)
 		}
 		if got := threadStatus(t, "NoNewPrivs"); got != "1" {
-			t.Errorf("NoNewPrivs %s after SetNoNewPrivs", got)
+			t.Errorf("NoNewPrivs %s after Restrict", got)
 		}
 		if got := threadStatus(t, "CapBnd"); got != "0000000000000000" {
-			t.Errorf("CapBnd %s after DropBoundingSet", got)
+			t.Errorf("CapBnd %s after Restrict", got)
 		}
 	}()
 	<-done
