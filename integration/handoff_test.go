@@ -350,3 +350,28 @@ func TestClosedStderrNeverHidesAFailureBeforeTheApp(t *testing.T) {
 		t.Errorf("the app did not run with stderr closed at -v: %v", err)
 	}
 }
+
+// DESIGN.md: ov-init does not change RLIMIT_CORE, because the app inherits
+// it. The app sees the limit ov-init was started with, in both modes (the
+// exec stage marks itself non-dumpable; that must not touch the limit).
+func TestAppInheritsTheCoreLimit(t *testing.T) {
+	s := newSecretsSetup(t)
+	for _, mode := range []struct {
+		name  string
+		flags []string
+	}{
+		{"plain", nil},
+		{"secrets", s.flags("web", s.webKey)},
+	} {
+		args := slices.Concat([]string{"--core=12345:67890", ovInit}, withApp(mode.flags, "/bin/sh", "-c", `grep "^Max core file size" /proc/self/limits`))
+		cmd := exec.Command("prlimit", args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", mode.name, err)
+		}
+		if f := strings.Fields(string(out)); len(f) < 6 || f[4] != "12345" || f[5] != "67890" {
+			t.Errorf("%s: the app's core limit is %q, want 12345 67890 as ov-init was given", mode.name, out)
+		}
+	}
+}
