@@ -138,16 +138,9 @@ func (c deriveCmd) Run(g *Globals) error {
 	// the file held, when there was one.
 	rotate, rotateApp, replaced := false, false, ""
 	if c.App != "" && exists {
-		rotate, replaced, err = c.identifyOut(v, root, existing)
+		rotate, rotateApp, replaced, err = c.identifyOut(v, root, existing)
 		if err != nil {
 			return err
-		}
-		// A key of this app from before deployments: --force rotates
-		// the app, the only way to refuse that key.
-		if existing != nil {
-			if app, dep, _, retired, ok, _ := v.IdentifyKey(root, existing); ok && app == c.App && dep == "" && retired == nil {
-				rotateApp = true
-			}
 		}
 	} else if existing != nil {
 		app, dep, _, retired, ok, err := v.IdentifyKey(root, existing)
@@ -242,27 +235,31 @@ func (c deriveCmd) Run(g *Globals) error {
 
 // identifyOut tells, for --app with a file at --out (key is what it holds,
 // nil when it holds no key ov can read), whether to rotate (the file holds
-// the current key of the deployment asked for) or else what the file held.
-func (c deriveCmd) identifyOut(v *vault.Vault, root *vault.Root, key []byte) (rotate bool, held string, err error) {
+// the current key of the deployment asked for), whether to move the app to
+// a new epoch (it holds the app's key from before deployments), and else
+// what the file held.
+func (c deriveCmd) identifyOut(v *vault.Vault, root *vault.Root, key []byte) (rotate, rotateApp bool, held string, err error) {
 	if key == nil {
-		return false, "a file that held no key of this vault", nil
+		return false, false, "a file that held no key of this vault", nil
 	}
 	app, dep, _, retired, ok, err := v.IdentifyKey(root, key)
 	switch {
 	case err != nil:
-		return false, "", err
+		return false, false, "", err
 	case !ok:
-		return false, "a file that held no key of this vault", nil
+		return false, false, "a file that held no key of this vault", nil
 	case app == "":
-		return false, "the vault's root key (it still opens every app; only a new vault revokes it)", nil
+		return false, false, "the vault's root key (it still opens every app; only a new vault revokes it)", nil
 	case dep == "":
-		return false, fmt.Sprintf("app %q's key from before deployments", app), nil
+		// A key of this app from before deployments: moving the app to
+		// a new epoch is the only way to refuse it.
+		return false, app == c.App, fmt.Sprintf("app %q's key from before deployments", app), nil
 	case retired != nil:
-		return false, fmt.Sprintf("the key of deployment %q of app %q (%s on %s)", dep, app, retired.Reason, retired.Date), nil
+		return false, false, fmt.Sprintf("the key of deployment %q of app %q (%s on %s)", dep, app, retired.Reason, retired.Date), nil
 	case app == c.App && dep == c.Deployment:
-		return true, "", nil
+		return true, false, "", nil
 	}
-	return false, fmt.Sprintf("the key of deployment %q of app %q (it still works: ov auth revoke --app %s %s if it leaked)", dep, app, app, dep), nil
+	return false, false, fmt.Sprintf("the key of deployment %q of app %q (it still works: ov auth revoke --app %s %s if it leaked)", dep, app, app, dep), nil
 }
 
 // sayGranted says that derive-machine-key granted a new deployment, and
