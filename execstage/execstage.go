@@ -66,6 +66,13 @@ func Main(args []string) int {
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return invalid()
 	}
+	// And only from PID 1: the socket's other end must belong to our
+	// parent (the kernel records who made a socket pair). Any other peer,
+	// say a connection inetd or systemd's Accept=yes left at that number,
+	// could otherwise name the app, the key and the vault.
+	if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err != nil || int(cred.Pid) != parent() {
+		return invalid()
+	}
 	// The socket came in through dup2 and lost close-on-exec; the app must
 	// not inherit it, and PID 1 must see it close when the app runs.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
@@ -85,6 +92,10 @@ func Main(args []string) int {
 	}
 	return fail(sock, status, err)
 }
+
+// parent is the pid whose socket the stage takes: PID 1, which started it.
+// A variable so that a test running Main in its own process can be the peer.
+var parent = os.Getppid
 
 // invalid is the end of a stage started by hand or by something else.
 func invalid() int {

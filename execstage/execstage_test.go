@@ -69,6 +69,9 @@ func TestStageStartedByHandExits125(t *testing.T) {
 func stageOver(t *testing.T, config []byte) (int, []byte) {
 	t.Helper()
 	quietStderr(t)
+	saved := parent
+	parent = os.Getpid // the test made the socket pair: it stands for PID 1
+	t.Cleanup(func() { parent = saved })
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ov-init/ov-init/execstage"
 )
 
 // The test binary is ov-init when INIT_TEST_MAIN is set: TestMain runs
@@ -63,6 +65,42 @@ func TestOwnFailureExits125(t *testing.T) {
 		if code != 125 || stderr != c.msg+"\n" {
 			t.Errorf("%s: exit %d, stderr %q; want 125 and %q", c.name, code, stderr, c.msg)
 		}
+	}
+}
+
+// A stage whose socket comes from anyone but its parent takes nothing from
+// it: here the test's end holds a valid configuration naming a command
+// that would leave a mark, and the stage must refuse before reading it.
+func TestExecStageRefusesASocketFromAnotherPeer(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, stageEnd := os.NewFile(uintptr(fds[0]), "peer"), os.NewFile(uintptr(fds[1]), "stage")
+	defer peer.Close()
+	config, err := execstage.Config{App: "web", MachineKey: "/nonexistent", Vault: "/nonexistent"}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer.Write(config)
+	unix.Shutdown(fds[0], unix.SHUT_WR)
+	// The stage's parent is a shell, not the socket's maker (this test).
+	marker := t.TempDir() + "/ran"
+	cmd := exec.Command("/bin/sh", "-c", `"$0" "$@"; echo "exit $?"`, os.Args[0], execstage.Arg, "3", "/bin/touch", marker)
+	cmd.Env = []string{"INIT_TEST_MAIN=1", "PATH=/usr/bin:/bin"}
+	cmd.ExtraFiles = []*os.File{stageEnd}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	stageEnd.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "exit 125\n" || stderr.String() != "ov-init: exec stage started without a valid configuration\n" {
+		t.Errorf("stdout %q, stderr %q; want exit 125 and the one line", out, stderr.String())
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the stage ran the command a foreign socket named")
 	}
 }
 
