@@ -375,3 +375,20 @@ func TestAppInheritsTheCoreLimit(t *testing.T) {
 		}
 	}
 }
+
+// With stdin, stdout and stderr all closed, a failure before the app is
+// still ov-init's status, whatever -e says.
+func TestAllStreamsClosedNeverHideAFailureBeforeTheApp(t *testing.T) {
+	s := newSecretsSetup(t)
+	args := withApp(s.flags("web", filepath.Join(s.dir, "missing.kek"), "-e", "78", "-e", "141"), s.touchApp()...)
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `"$@" <&- >&- 2>&-; echo "exit $?"`, "sh", ovInit}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "exit 78\n" {
+		t.Errorf("missing key with every stream closed: %q, want exit 78", out)
+	}
+	s.assertAppNeverStarted(t)
+}

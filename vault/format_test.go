@@ -106,6 +106,11 @@ func TestParseRefusesMalformedFiles(t *testing.T) {
 			return strings.Replace(s, `"secrets":{`, `"secrets":{"TOKEN":"`+b64(40)+`",`, 1)
 		}, want: `key "TOKEN" twice`},
 		{name: "duplicate field", raw: func(s string) string { return strings.Replace(s, `{`, `{"version":1,`, 1) }, want: `key "version" twice`},
+		// The same key spelled with an escape: JSON compares decoded keys.
+		{name: "duplicate field escaped", raw: func(s string) string { return strings.Replace(s, `{`, `{"\u0076ersion":1,`, 1) }, want: `key "version" twice`},
+		{name: "duplicate app field escaped", raw: func(s string) string {
+			return strings.Replace(s, `"secrets":{`, `"\u0065poch":1,"secrets":{`, 1)
+		}, want: `key "epoch" twice`},
 		{name: "missing apps", edit: func(m map[string]any) { delete(m, "apps") }, want: `missing field "apps"`},
 		{name: "missing salt", edit: func(m map[string]any) { delete(obj(m, "kdf"), "salt") }, want: `missing field "salt"`},
 		{name: "missing secrets", edit: func(m map[string]any) { delete(obj(m, "apps", "web"), "secrets") }, want: `missing field "secrets"`},

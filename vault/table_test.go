@@ -521,3 +521,44 @@ func TestParseAcceptsAReservedNameInTheFile(t *testing.T) {
 		t.Fatalf("api: %v", got)
 	}
 }
+
+// A holder of another key (here the app key of web, which every deployment
+// of web can unwrap from its grant) makes that key look like the root key:
+// root_check and table_mac recomputed under it, web's section forged under
+// its derivation, the grants kept. Only that key itself opens the result;
+// the real root key, a current deployment key and the password refuse it.
+func TestRootCheckReplacedByAnotherKeyIsRefused(t *testing.T) {
+	v, root := newTestVault(t)
+	blue := depKey(t, v, root, "web", "blue")
+	fake := mustAppKey(t, v, root, "web")
+
+	w := reparse(t, v)
+	var err error
+	if w.rootCheck, err = rootCheckValue(fake); err != nil {
+		t.Fatal(err)
+	}
+	sec := w.apps["web"]
+	fakeApp, err := deriveAppKey(fake, "web", sec.epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := forgeSection(t, fakeApp, "web", sec.epoch, map[string]string{"DB_PASSWORD": "forged"})
+	forged.deployments, forged.retired = sec.deployments, sec.retired
+	w.apps["web"] = forged
+	if w.tableMAC, err = tableMAC(fake, w.generation, w.apps); err != nil {
+		t.Fatal(err)
+	}
+	w = reparse(t, w)
+
+	// Control: the forgery is consistent; its own key opens it.
+	if got := secretsMap(t, w, "web", fake); got["DB_PASSWORD"] != "forged" {
+		t.Fatalf("control: the forging key reads %v", got)
+	}
+	if s, err := w.Open("web", root.Bytes(), nil); err == nil {
+		t.Errorf("the real root key opened the forged vault: %d secrets", len(s))
+	}
+	_, err = w.Open("web", blue, nil)
+	wantErrIs(t, err, ErrTampered)
+	_, err = w.Unlock(testPassword)
+	wantErrIs(t, err, ErrTampered)
+}
