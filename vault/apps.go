@@ -49,6 +49,9 @@ func (v *Vault) section(app string) (*appSection, error) {
 		return nil, err
 	}
 	sec, ok := v.apps[app]
+	if !ok && v.export != "" {
+		return nil, fmt.Errorf("%w %q in this file: it %w of app %q only", ErrNoSuchApp, app, ErrExport, v.export)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w %q in this vault", ErrNoSuchApp, app)
 	}

@@ -20,8 +20,9 @@ import (
 type fileJSON struct {
 	Version     uint32             `json:"version"`
 	Generation  uint32             `json:"generation,omitempty"` // format 2 only, never 0 there
-	KDF         kdfJSON            `json:"kdf"`
-	WrappedRoot string             `json:"wrapped_root"`
+	Export      *string            `json:"export,omitempty"`     // exports only
+	KDF         *kdfJSON           `json:"kdf,omitempty"`        // never in an export
+	WrappedRoot string             `json:"wrapped_root,omitempty"`
 	RootCheck   string             `json:"root_check"`
 	TableMAC    string             `json:"table_mac,omitempty"` // format 2 only
 	Apps        map[string]appJSON `json:"apps"`
@@ -130,6 +131,18 @@ var fileShapeV2 = func() *shape {
 	return s
 }()
 
+// fileShapeExport is an export: format 2 without kdf and wrapped_root, with
+// export.
+var fileShapeExport = func() *shape {
+	s := &shape{kind: kindStruct, fields: map[string]*shape{"export": {kind: kindString}}}
+	for k, f := range fileShapeV2.fields {
+		if k != "kdf" && k != "wrapped_root" {
+			s.fields[k] = f
+		}
+	}
+	return s
+}()
+
 // Parse decodes a vault file strictly: at most MaxFileSize bytes, version 2
 // or 1, exactly the fields of SPEC.md for that version each once, no trailing data, valid names,
 // canonical base64 of the right lengths and bounded KDF parameters. It
@@ -150,6 +163,7 @@ func parse(data []byte) (*Vault, error) {
 	// version, not for the fields it added.
 	var probe struct {
 		Version *json.RawMessage `json:"version"`
+		Export  *json.RawMessage `json:"export"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)
@@ -161,6 +175,9 @@ func parse(data []byte) (*Vault, error) {
 	switch got := string(*probe.Version); got {
 	case strconv.Itoa(Version):
 		fs = fileShapeV2
+		if probe.Export != nil {
+			fs = fileShapeExport
+		}
 	case strconv.Itoa(Version1):
 		fs = fileShapeV1
 	default:
@@ -314,26 +331,37 @@ func decodeB64(field, s string, min, max int) ([]byte, error) {
 }
 
 func fromJSON(f *fileJSON) (*Vault, error) {
-	if f.KDF.Alg != kdfAlg {
-		return nil, fmt.Errorf("unsupported kdf %q (want %q)", f.KDF.Alg, kdfAlg)
-	}
-	v := &Vault{
-		version: f.Version,
-		kdf:     KDFParams{Time: f.KDF.Time, MemoryKiB: f.KDF.MemoryKiB, Threads: f.KDF.Threads},
-		apps:    make(map[string]*appSection, len(f.Apps)),
-	}
+	v := &Vault{version: f.Version, apps: make(map[string]*appSection, len(f.Apps))}
 	if v.version != Version && v.version != Version1 { // parse checked it; be sure
 		return nil, fmt.Errorf("%w %d", ErrUnsupportedVersion, v.version)
 	}
-	if err := checkKDF(v.kdf); err != nil {
-		return nil, err
-	}
 	var err error
-	if v.salt, err = decodeB64("kdf.salt", f.KDF.Salt, SaltSize, SaltSize); err != nil {
-		return nil, err
-	}
-	if v.wrappedRoot, err = decodeB64("wrapped_root", f.WrappedRoot, sealedRootSize, sealedRootSize); err != nil {
-		return nil, err
+	if f.Export != nil {
+		// An export: its one app, and no password-wrapped root key.
+		if err := ValidAppName(*f.Export); err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+		if _, ok := f.Apps[*f.Export]; !ok || len(f.Apps) != 1 {
+			return nil, fmt.Errorf("an export of app %q must hold that app and no other", *f.Export)
+		}
+		v.export = *f.Export
+	} else {
+		if f.KDF == nil { // checkShape made sure it is there; be sure
+			return nil, errors.New("missing field \"kdf\"")
+		}
+		if f.KDF.Alg != kdfAlg {
+			return nil, fmt.Errorf("unsupported kdf %q (want %q)", f.KDF.Alg, kdfAlg)
+		}
+		v.kdf = KDFParams{Time: f.KDF.Time, MemoryKiB: f.KDF.MemoryKiB, Threads: f.KDF.Threads}
+		if err := checkKDF(v.kdf); err != nil {
+			return nil, err
+		}
+		if v.salt, err = decodeB64("kdf.salt", f.KDF.Salt, SaltSize, SaltSize); err != nil {
+			return nil, err
+		}
+		if v.wrappedRoot, err = decodeB64("wrapped_root", f.WrappedRoot, sealedRootSize, sealedRootSize); err != nil {
+			return nil, err
+		}
 	}
 	if v.rootCheck, err = decodeB64("root_check", f.RootCheck, macSize, macSize); err != nil {
 		return nil, err
@@ -445,17 +473,21 @@ func (v *Vault) Marshal() ([]byte, error) {
 	}
 	b64 := base64.StdEncoding.EncodeToString
 	f := fileJSON{
-		Version: v.version,
-		KDF: kdfJSON{
+		Version:   v.version,
+		RootCheck: b64(v.rootCheck),
+		Apps:      make(map[string]appJSON, len(v.apps)),
+	}
+	if v.export != "" {
+		f.Export = &v.export
+	} else {
+		f.KDF = &kdfJSON{
 			Alg:       kdfAlg,
 			Time:      v.kdf.Time,
 			MemoryKiB: v.kdf.MemoryKiB,
 			Threads:   v.kdf.Threads,
 			Salt:      b64(v.salt),
-		},
-		WrappedRoot: b64(v.wrappedRoot),
-		RootCheck:   b64(v.rootCheck),
-		Apps:        make(map[string]appJSON, len(v.apps)),
+		}
+		f.WrappedRoot = b64(v.wrappedRoot)
 	}
 	if v.version == Version {
 		f.Generation = v.generation

@@ -9,7 +9,7 @@ import (
 // FuzzParse holds Parse to: never panic, and anything it accepts marshals
 // and parses again to the same bytes.
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{goldenFile, goldenV2File} {
+	for _, name := range []string{goldenFile, goldenV2File, exportFile} {
 		golden, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
@@ -43,8 +43,8 @@ func FuzzParse(f *testing.F) {
 		if err != nil || !bytes.Equal(out, out2) {
 			t.Fatalf("Marshal is not stable: %v", err)
 		}
-		if v2.Version() != v.Version() {
-			t.Fatalf("version %d became %d", v.Version(), v2.Version())
+		if v2.Version() != v.Version() || v2.Exported() != v.Exported() {
+			t.Fatalf("version %d (export %q) became %d (export %q)", v.Version(), v.Exported(), v2.Version(), v2.Exported())
 		}
 		// Whatever a hostile file holds, opening it fails cleanly.
 		key := make([]byte, KeySize)

@@ -41,6 +41,10 @@ const (
 	labelMAC      = "ov/v1/entries"
 	// labelTable opens the encoding of the table of apps (format 2).
 	labelTable = "ov/v2/table"
+	// labelExport opens the encoding of an export's table (format 2): its
+	// one app. Another label than labelTable, so that an export's table_mac
+	// never verifies as the whole vault's.
+	labelExport = "ov/v2/export"
 )
 
 // hkdfKey is HKDF-SHA256 with an empty salt and a KeySize output.
@@ -174,12 +178,23 @@ func appMAC(macKey []byte, app string, epoch uint32, secrets map[string][]byte) 
 // then every app, sorted by name, with its epoch, check value, MAC,
 // deployments (sorted by name) and retired grants (oldest first).
 func tableInput(generation uint32, apps map[string]*appSection) []byte {
+	return tableEncoding(labelTable, generation, apps)
+}
+
+// exportInput is the table input of an export (SPEC.md, "Exports"): the
+// same encoding as tableInput under labelExport.
+func exportInput(generation uint32, apps map[string]*appSection) []byte {
+	return tableEncoding(labelExport, generation, apps)
+}
+
+// tableEncoding encodes generation and apps after label.
+func tableEncoding(label string, generation uint32, apps map[string]*appSection) []byte {
 	names := make([]string, 0, len(apps))
 	for name := range apps {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	b := appendField(nil, []byte(labelTable))
+	b := appendField(nil, []byte(label))
 	b = binary.BigEndian.AppendUint32(b, Version)
 	b = binary.BigEndian.AppendUint32(b, generation)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(names)))
@@ -214,12 +229,21 @@ func tableInput(generation uint32, apps map[string]*appSection) []byte {
 
 // tableMAC is the MAC of the table of apps, at generation, under the root key.
 func tableMAC(root []byte, generation uint32, apps map[string]*appSection) ([]byte, error) {
+	return tableMACOf(root, tableInput(generation, apps))
+}
+
+// exportMAC is the table MAC of an export, under the root key.
+func exportMAC(root []byte, generation uint32, apps map[string]*appSection) ([]byte, error) {
+	return tableMACOf(root, exportInput(generation, apps))
+}
+
+func tableMACOf(root, input []byte) ([]byte, error) {
 	k, err := hkdfKey(root, infoTableKey)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(k)
-	return hmacSHA256(k, tableInput(generation, apps)), nil
+	return hmacSHA256(k, input), nil
 }
 
 // seal encrypts plaintext under key with a fresh random nonce and returns

@@ -265,6 +265,11 @@ type Vault struct {
 	tableMAC    []byte // macSize in Version; nil in Version1
 	generation  uint32 // 1..MaxGeneration in Version; 0 in Version1
 	apps        map[string]*appSection
+
+	// export names the one app of an export (SPEC.md, "Exports"): a
+	// format-2 file for hosts, without kdf, salt or wrapped root key,
+	// whose table MAC is computed under labelExport. "" in a vault.
+	export string
 }
 
 // appSection is one app as stored.
@@ -383,6 +388,9 @@ func (v *Vault) Unlock(password []byte) (*Root, error) {
 	if err := v.usable(); err != nil {
 		return nil, err
 	}
+	if v.export != "" {
+		return nil, v.exportError()
+	}
 	p := v.kdf
 	if err := checkKDF(p); err != nil { // Parse checked; a Vault is only made by Parse and New
 		return nil, err
@@ -407,7 +415,7 @@ func (v *Vault) Unlock(password []byte) (*Root, error) {
 		return nil, fmt.Errorf("%w: root_check does not match the unwrapped root key", ErrTampered)
 	}
 	if v.version == Version {
-		if err := v.verifyTable(root.key[:]); err != nil {
+		if err := v.verifyTable(root.key[:]); err != nil { // never an export: usable refused it
 			root.Wipe()
 			return nil, err
 		}
@@ -444,6 +452,9 @@ func (v *Vault) Upgrade(root *Root) error {
 	if err := v.checkRoot(root); err != nil {
 		return err
 	}
+	if v.export != "" {
+		return v.exportError()
+	}
 	if v.version == Version {
 		return v.verifyTable(root.key[:])
 	}
@@ -472,6 +483,9 @@ type writeTx struct {
 func (v *Vault) beginWrite(root *Root, rewrap bool) (*writeTx, error) {
 	if err := v.checkRoot(root); err != nil {
 		return nil, err
+	}
+	if v.export != "" {
+		return nil, v.exportError()
 	}
 	switch v.version {
 	case Version:
@@ -547,7 +561,11 @@ func (v *Vault) verifyTable(rootKey []byte) error {
 	if v.version != Version {
 		return ErrUnauthenticatedTable
 	}
-	m, err := tableMAC(rootKey, v.generation, v.apps)
+	mac := tableMAC
+	if v.export != "" {
+		mac = exportMAC
+	}
+	m, err := mac(rootKey, v.generation, v.apps)
 	if err != nil {
 		return err
 	}
@@ -572,9 +590,19 @@ func (v *Vault) verifySections(root *Root) error {
 
 // usable refuses the zero Vault.
 func (v *Vault) usable() error {
-	if v == nil || len(v.wrappedRoot) != sealedRootSize || len(v.salt) != SaltSize || len(v.rootCheck) != macSize || v.apps == nil ||
-		(v.version != Version || len(v.tableMAC) != macSize || v.generation < 1) &&
-			(v.version != Version1 || v.tableMAC != nil || v.generation != 0) {
+	bad := v == nil || len(v.rootCheck) != macSize || v.apps == nil
+	switch {
+	case bad:
+	case v.export != "":
+		// An export: format 2, its one app, no password-wrapped root key.
+		bad = v.version != Version || len(v.tableMAC) != macSize || v.generation < 1 ||
+			v.wrappedRoot != nil || v.salt != nil || len(v.apps) != 1 || v.apps[v.export] == nil
+	default:
+		bad = len(v.wrappedRoot) != sealedRootSize || len(v.salt) != SaltSize ||
+			(v.version != Version || len(v.tableMAC) != macSize || v.generation < 1) &&
+				(v.version != Version1 || v.tableMAC != nil || v.generation != 0)
+	}
+	if bad {
 		return errors.New("vault is not initialized: get one from New, Parse or Load")
 	}
 	return nil

@@ -32,6 +32,7 @@ const (
 	goldenFile   = "testdata/vault.json" // format 1, as the format-1 writer wrote it
 	goldenSeed   = "ov/v1/test-vectors"
 	goldenV2File = "testdata/vault-v2.json"
+	exportFile   = "testdata/vault-v2-export-web.json" // web of goldenV2File, exported
 	goldenV2Seed = "ov/v2/test-vectors"
 )
 
@@ -63,6 +64,16 @@ type vectors struct {
 	// Deployment keys and grants (format 2).
 	Deployment []deploymentVector `json:"deployment"`
 	Grant      []grantVector      `json:"grant"`
+	// Exports (format 2).
+	Export exportVector `json:"export"`
+}
+
+// exportVector is the export of one app of the golden format-2 vault: the
+// file, and its table input and MAC under that vault's root key.
+type exportVector struct {
+	File  string      `json:"file"`
+	App   string      `json:"app"`
+	Table tableVector `json:"table"`
 }
 
 type deploymentVector struct {
@@ -214,7 +225,7 @@ func seq(start byte, n int) []byte {
 
 // makeVectors computes every vector from fixed inputs, and the golden
 // vaults: the format-1 file and the format-2 file.
-func makeVectors(t *testing.T) (vs *vectors, v1File, v2File []byte) {
+func makeVectors(t *testing.T) (vs *vectors, v1File, v2File, expFile []byte) {
 	t.Helper()
 	must := func(b []byte, err error) []byte {
 		t.Helper()
@@ -319,23 +330,22 @@ func makeVectors(t *testing.T) (vs *vectors, v1File, v2File []byte) {
 		generation uint32
 		apps       map[string]*appSection
 	}{{roots[0], 1, empty}, {root.Bytes(), v.Generation(), v.apps}} {
-		vec := tableVector{Root: tv.root, Generation: tv.generation, Apps: []tableEntry{}, TableKey: must(hkdfKey(tv.root, infoTableKey)),
+		vec := tableVector{Root: tv.root, Generation: tv.generation, Apps: tableEntries(tv.apps), TableKey: must(hkdfKey(tv.root, infoTableKey)),
 			Input: tableInput(tv.generation, tv.apps)}
 		vec.TableMAC = must(tableMAC(tv.root, tv.generation, tv.apps))
-		for _, app := range slices.Sorted(maps.Keys(tv.apps)) {
-			sec := tv.apps[app]
-			e := tableEntry{App: app, Epoch: sec.epoch, Check: sec.check, MAC: sec.mac, Deployments: []tableDeployment{}, Retired: []tableRetired{}}
-			for _, dep := range slices.Sorted(maps.Keys(sec.deployments)) {
-				d := sec.deployments[dep]
-				e.Deployments = append(e.Deployments, tableDeployment{Deployment: dep, Generation: d.generation, Created: d.created, Rotated: d.rotated, Check: d.check, Grant: d.grant})
-			}
-			for _, r := range sec.retired {
-				e.Retired = append(e.Retired, tableRetired{Deployment: r.deployment, Generation: r.generation, Check: r.check, Retired: r.date, Reason: r.reason})
-			}
-			vec.Apps = append(vec.Apps, e)
-		}
 		vs.Table = append(vs.Table, vec)
 	}
+
+	// The export of web from the golden format-2 vault.
+	exp, err := v.Export(root, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expFile = marshal(t, exp)
+	vs.Export = exportVector{File: filepath.Base(exportFile), App: "web", Table: tableVector{
+		Root: root.Bytes(), Generation: exp.generation, Apps: tableEntries(exp.apps), TableKey: must(hkdfKey(root.Bytes(), infoTableKey)),
+		Input: exportInput(exp.generation, exp.apps), TableMAC: must(exportMAC(root.Bytes(), exp.generation, exp.apps)),
+	}}
 
 	// Deployment keys, their grant check and wrap keys, and a grant.
 	for _, dv := range []struct {
@@ -365,7 +375,25 @@ func makeVectors(t *testing.T) (vs *vectors, v1File, v2File []byte) {
 			Grant: must(sealGrant(gv.dep.DeploymentKey, ak, gv.dep.App, gv.dep.Deployment, gv.dep.Generation, gv.epoch, gv.mac)),
 		})
 	}
-	return vs, v1File, v2File
+	return vs, v1File, v2File, expFile
+}
+
+// tableEntries describes apps as the table input encodes them.
+func tableEntries(apps map[string]*appSection) []tableEntry {
+	entries := []tableEntry{}
+	for _, app := range slices.Sorted(maps.Keys(apps)) {
+		sec := apps[app]
+		e := tableEntry{App: app, Epoch: sec.epoch, Check: sec.check, MAC: sec.mac, Deployments: []tableDeployment{}, Retired: []tableRetired{}}
+		for _, dep := range slices.Sorted(maps.Keys(sec.deployments)) {
+			d := sec.deployments[dep]
+			e.Deployments = append(e.Deployments, tableDeployment{Deployment: dep, Generation: d.generation, Created: d.created, Rotated: d.rotated, Check: d.check, Grant: d.grant})
+		}
+		for _, r := range sec.retired {
+			e.Retired = append(e.Retired, tableRetired{Deployment: r.deployment, Generation: r.generation, Check: r.check, Retired: r.date, Reason: r.reason})
+		}
+		entries = append(entries, e)
+	}
+	return entries
 }
 
 // goldenVault runs SPEC.md's recipe of the golden vault with the random
@@ -447,13 +475,13 @@ func TestVectors(t *testing.T) {
 	defer func() { testKDF = old }()
 	withClock(t, goldenDate)
 
-	vs, v1File, v2File := makeVectors(t)
+	vs, v1File, v2File, expFile := makeVectors(t)
 	got, err := json.MarshalIndent(vs, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
-	files := map[string][]byte{vectorsFile: got, goldenFile: v1File, goldenV2File: v2File}
+	files := map[string][]byte{vectorsFile: got, goldenFile: v1File, goldenV2File: v2File, exportFile: expFile}
 	if *update {
 		for name, data := range files {
 			if err := os.WriteFile(name, data, 0o644); err != nil {
@@ -559,6 +587,40 @@ func TestGoldenVaultOpens(t *testing.T) {
 			}
 		})
 	}
+	// The stored export of web opens with web's keys, not with the password.
+	t.Run(vs.Export.File, func(t *testing.T) {
+		exp, err := Load(filepath.Join("testdata", vs.Export.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp.Exported() != vs.Export.App || exp.Generation() != vs.GoldenV2.Generation {
+			t.Fatalf("Exported() = %q, Generation() = %d", exp.Exported(), exp.Generation())
+		}
+		_, err = exp.Unlock([]byte(vs.GoldenV2.Password))
+		wantErrIs(t, err, ErrExport)
+		for _, a := range vs.GoldenV2.Apps {
+			if a.App != vs.Export.App {
+				_, err := exp.Open(a.App, vs.GoldenV2.Root, nil)
+				wantErrIs(t, err, ErrNoSuchApp)
+				continue
+			}
+			if got := secretsMap(t, exp, a.App, vs.GoldenV2.Root); !maps.Equal(got, a.Secrets) {
+				t.Errorf("root key opened %v, want %v", got, a.Secrets)
+			}
+			for _, d := range a.Deployments {
+				if d.Retired != "" {
+					_, err := exp.Open(a.App, d.Key, nil)
+					wantErrIs(t, err, ErrRevokedDeployment)
+				} else if got := secretsMap(t, exp, a.App, d.Key); !maps.Equal(got, a.Secrets) {
+					t.Errorf("%s: deployment key opened %v, want %v", d.Deployment, got, a.Secrets)
+				}
+			}
+		}
+		if !bytes.Equal(exportInput(exp.generation, exp.apps), vs.Export.Table.Input) || !bytes.Equal(exp.tableMAC, vs.Export.Table.TableMAC) {
+			t.Error("the export's table input or MAC differs from the vector")
+		}
+	})
+
 	// And the vectors hold for the primitives they describe.
 	for _, d := range vs.Derive {
 		ak, err := deriveAppKey(d.Root, d.App, d.Epoch)

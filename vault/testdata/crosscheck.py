@@ -2,7 +2,8 @@
 """Independent check of the ov vault vectors, versions 1 and 2 (see ../SPEC.md).
 
 Re-derives every value of vectors.json and opens vault.json (version 1) and
-vault-v2.json (version 2, table_mac included) from the spec alone, with Python's standard library and the `cryptography` package
+vault-v2.json (version 2, table_mac included), and the export of web,
+vault-v2-export-web.json, from the spec alone, with Python's standard library and the `cryptography` package
 (Argon2id, ChaCha20-Poly1305); HChaCha20 is written out below from
 draft-irtf-cfrg-xchacha-03 section 2.2. It shares no code with the Go package.
 
@@ -114,11 +115,11 @@ def table_key(root):
     return hkdf_sha256(root, "ov/v2/table-key")
 
 
-def table_input(generation, apps):
+def table_input(generation, apps, label=b"ov/v2/table"):
     """generation: the vault's; apps: name -> (epoch, check, mac, deployments, retired), raw bytes;
     deployments: name -> (generation, created, rotated, check, grant); retired: [(deployment,
-    generation, check, date, reason)], oldest first."""
-    b = lp(b"ov/v2/table") + u32(2) + u32(generation) + u32(len(apps))
+    generation, check, date, reason)], oldest first. label b"ov/v2/export" gives export_input."""
+    b = lp(label) + u32(2) + u32(generation) + u32(len(apps))
     for name in sorted(apps, key=lambda n: n.encode()):
         epoch, chk, mac, deps, retired = apps[name]
         b += lp(name.encode()) + u32(epoch) + lp(chk) + lp(mac) + u32(len(deps))
@@ -214,7 +215,59 @@ def main():
 
     for key, version in (("golden", 1), ("golden_v2", 2)):
         n += open_golden(vs[key], version, eq)
+    n += open_export(vs["export"], vs["golden_v2"], eq)
     print("ok: %d values match" % n)
+
+
+def table_entry(sec):
+    """An app section of the file as table_input takes it."""
+    b64 = base64.b64decode
+    deps = {dep: (d["generation"], d["created"], d["rotated"], b64(d["check"]), b64(d["grant"]))
+            for dep, d in sec["deployments"].items()}
+    retired = [(r["deployment"], r["generation"], b64(r["check"]), r["retired"], r["reason"]) for r in sec["retired"]]
+    return (sec["epoch"], b64(sec["check"]), b64(sec["mac"]), deps, retired)
+
+
+def open_export(e, g, eq):
+    """SPEC.md section 4, "Exports": the export of one app of the golden version-2 file
+    holds that app's section unchanged, no password-wrapped root key, and a table_mac
+    over export_input; it opens with the app's deployment key."""
+    h = bytes.fromhex
+    b64 = base64.b64decode
+    with open(os.path.join(HERE, e["file"])) as f:
+        exp = json.load(f)
+    with open(os.path.join(HERE, g["file"])) as f:
+        vault = json.load(f)
+    app = e["app"]
+    assert list(exp) == ["version", "generation", "export", "root_check", "table_mac", "apps"], list(exp)
+    assert exp["version"] == 2 and exp["export"] == app and list(exp["apps"]) == [app], exp["apps"].keys()
+    assert exp["generation"] == vault["generation"] and exp["root_check"] == vault["root_check"]
+    assert exp["apps"][app] == vault["apps"][app], "the export's section differs from the vault's"
+    root = h(g["root"])
+    sec = exp["apps"][app]
+    inp = table_input(exp["generation"], {app: table_entry(sec)}, b"ov/v2/export")
+    eq("export input", inp, h(e["table"]["input"]))
+    eq("export table_mac", hmac256(table_key(root), inp), b64(exp["table_mac"]))
+    eq("export table_mac vector", b64(exp["table_mac"]), h(e["table"]["table_mac"]))
+    full = table_input(exp["generation"], {app: table_entry(sec)})
+    assert hmac256(table_key(root), full) != b64(exp["table_mac"]), "an export's table_mac verifies as a vault's"
+    want = [a for a in g["apps"] if a["app"] == app][0]
+    opened = 0
+    for gd in want["deployments"]:
+        if gd.get("retired"):
+            continue
+        dk = h(gd["key"])
+        d = sec["deployments"][gd["deployment"]]
+        eq("export grant check " + gd["deployment"], grant_check(dk, app, gd["deployment"], gd["generation"]), b64(d["check"]))
+        ak = xopen(hkdf_sha256(dk, "ov/v2/grant-wrap-key"), b64(d["grant"]),
+                   grant_aad(app, gd["deployment"], d["generation"], sec["epoch"], b64(sec["mac"])))
+        vk, mk, ck = subkeys(ak)
+        got = {name: xopen(vk, b64(s), value_aad(app, sec["epoch"], name)).decode() for name, s in sec["secrets"].items()}
+        if got != want["secrets"]:
+            sys.exit("MISMATCH export secrets of %s: %r" % (app, got))
+        opened += 1
+    assert opened >= 1, "no current deployment opened the export"
+    return opened
 
 
 def open_golden(g, version, eq):
