@@ -539,6 +539,12 @@ func (v *Vault) identify(app string, machineKey []byte) (sec *appSection, appKey
 			return nil, nil, false, &WrongAppError{KeyApp: other, WantApp: app}
 		}
 	}
+	if v.export != "" {
+		// A key granted or rotated after the export was made is the likely
+		// cause on a host: say so, so that nobody derives another key.
+		return nil, nil, false, fmt.Errorf("%w: it is neither the root key of this vault, nor the key of a deployment of app %q in this file, "+
+			"nor a retired one; this file %w of app %q made at generation %d: a deployment granted or rotated after that is not in it", ErrWrongKey, app, ErrExport, v.export, v.generation)
+	}
 	return nil, nil, false, fmt.Errorf("%w: it is neither the root key of this vault, nor the key of a deployment of app %q, "+
 		"nor a retired one (a key of another vault, or a key from before \"ov app rotate %s\" or before the vault was restored from an older copy?)", ErrWrongKey, app, app)
 }

@@ -10,11 +10,38 @@ import (
 // password-wrapped root key nor any app but one.
 var ErrExport = errors.New("is an export")
 
+// ErrExportFormat1 means Export was asked of a format-1 vault, whose table
+// of apps nothing authenticates.
+var ErrExportFormat1 = errors.New("the vault is format 1, whose table of apps is not authenticated, " +
+	"and an export carries a table MAC: upgrade it first with `ov vault upgrade` (any ov write also upgrades it)")
+
+// ExportError is nil for a vault; for an export, it says what an export is
+// and that ov works on the full vault instead: what Unlock and every write
+// return, for a caller to say before it asks for a password.
+func (v *Vault) ExportError() error {
+	if v == nil || v.export == "" {
+		return nil
+	}
+	return v.exportError()
+}
+
 // exportError says what an export is and where ov's work happens instead.
 func (v *Vault) exportError() error {
 	return fmt.Errorf("this file %w of app %q for hosts and images: it holds that app's sealed secrets and grants, "+
 		"but no master-password-wrapped root key, so ov cannot unlock or change it; "+
 		"run ov on the full vault, then export again (ov vault export --app %s --out FILE)", ErrExport, v.export, v.export)
+}
+
+// VerifyExport checks that v is an export of the vault whose root key is
+// root, and authenticates its table, its generation included, under root.
+func (v *Vault) VerifyExport(root *Root) error {
+	if err := v.checkRoot(root); err != nil {
+		return err
+	}
+	if v.export == "" {
+		return errors.New("not an export")
+	}
+	return v.verifyTable(root.key[:])
 }
 
 // Exported returns the app of an export, or "" for a vault.
@@ -44,15 +71,18 @@ func (v *Vault) Export(root *Root, app string) (*Vault, error) {
 		return nil, v.exportError()
 	}
 	if v.version != Version {
-		return nil, fmt.Errorf("%w; export needs format 2: upgrade the vault first with `ov vault upgrade`", ErrUnauthenticatedTable)
+		return nil, ErrExportFormat1
 	}
 	if err := v.verifyTable(root.key[:]); err != nil {
 		return nil, err
 	}
-	sec, err := v.section(app)
+	// The table covers the section's MAC, not its entries: verify them too,
+	// so that a host never gets a section that fails there.
+	sec, keys, err := v.unlockSection(root, app)
 	if err != nil {
 		return nil, err
 	}
+	keys.wipe()
 	e := &Vault{
 		version:    Version,
 		generation: v.generation,

@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -149,10 +150,55 @@ func TestExportOfAFormat1VaultNeedsAnUpgrade(t *testing.T) {
 	v, root := newTestVault(t)
 	toV1(t, v, root)
 	_, err := mustParse(t, marshal(t, v)).Export(root, "web")
-	wantErrIs(t, err, ErrUnauthenticatedTable)
-	if err == nil || !strings.Contains(err.Error(), "ov vault upgrade") {
-		t.Errorf("Export(format 1) = %v, want the upgrade command", err)
+	wantErrIs(t, err, ErrExportFormat1)
+}
+
+// TestExportVerifiesTheSectionsEntries: the table MAC covers a section's
+// MAC, not its entries; Export checks them too, so a host never gets a
+// section that fails there.
+func TestExportVerifiesTheSectionsEntries(t *testing.T) {
+	v, root := newTestVault(t)
+	sec := v.apps["web"]
+	sec.secrets["DB_PASSWORD"], sec.secrets["API_TOKEN"] = sec.secrets["API_TOKEN"], sec.secrets["DB_PASSWORD"]
+	_, err := v.Export(root, "web")
+	wantErrIs(t, err, ErrTampered)
+}
+
+// TestKeyMissingFromAnExportSaysWhen: a deployment granted after the
+// export was made is not in it; the error says so (and that the file is
+// an export of which generation), so that nobody derives another key.
+func TestKeyMissingFromAnExportSaysWhen(t *testing.T) {
+	v, root, _, exp := exportedVault(t)
+	late, _, err := v.DeploymentKey(root, "web", "late")
+	if err != nil {
+		t.Fatal(err)
 	}
+	_, err = exp.Open("web", late, nil)
+	wantErrIs(t, err, ErrWrongKey)
+	wantErrIs(t, err, ErrExport)
+	if want := fmt.Sprintf("export of app \"web\" made at generation %d", exp.Generation()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Open(key granted after the export) = %v, want it to say %q", err, want)
+	}
+	_, err = v.Open("web", make([]byte, KeySize), nil)
+	if errors.Is(err, ErrExport) {
+		t.Errorf("a vault's wrong-key error speaks of an export: %v", err)
+	}
+}
+
+func TestVerifyExport(t *testing.T) {
+	v, root, _, exp := exportedVault(t)
+	if err := exp.VerifyExport(root); err != nil {
+		t.Fatalf("VerifyExport(genuine) = %v", err)
+	}
+	if err := v.VerifyExport(root); err == nil {
+		t.Error("VerifyExport(a vault) = nil")
+	}
+	_, other := newTestVault(t)
+	if err := exp.VerifyExport(other); err == nil {
+		t.Error("VerifyExport(root of another vault) = nil")
+	}
+	bumped := mustParse(t, editJSON(t, marshal(t, exp), func(m map[string]any) { m["generation"] = exp.Generation() + 5 }))
+	wantTableAltered(t, "VerifyExport(generation changed)", bumped.VerifyExport(root))
 }
 
 func TestParseRefusesMalformedExports(t *testing.T) {
@@ -173,7 +219,8 @@ func TestParseRefusesMalformedExports(t *testing.T) {
 		"no generation":        {func(m map[string]any) { delete(m, "generation") }, `missing field "generation"`},
 		"format 1":             {func(m map[string]any) { m["version"] = 1 }, `unknown field`},
 		"no deployments (v1)":  {func(m map[string]any) { delete(obj(m, "apps", "web"), "deployments") }, `missing field "deployments"`},
-		"a null export":        {func(m map[string]any) { m["export"] = nil }, `unknown field "export"`},
+		"a null export":        {func(m map[string]any) { m["export"] = nil }, `"export" must be a string`},
+		"EXPORT is not export": {func(m map[string]any) { m["EXPORT"] = m["export"]; delete(m, "export") }, `unknown field "EXPORT"`},
 		"a vault's root_check": {func(m map[string]any) { delete(m, "root_check") }, `missing field "root_check"`},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -161,21 +161,21 @@ func parse(data []byte) (*Vault, error) {
 	}
 	// The version comes first so that a newer file is refused for its
 	// version, not for the fields it added.
-	var probe struct {
-		Version *json.RawMessage `json:"version"`
-		Export  *json.RawMessage `json:"export"`
-	}
+	// A map, not a struct: keys match exactly, as checkShape's do, where a
+	// struct would take "EXPORT" for "export".
+	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
-	if probe.Version == nil {
+	version, ok := probe["version"]
+	if !ok {
 		return nil, errors.New("missing field \"version\"")
 	}
 	var fs *shape
-	switch got := string(*probe.Version); got {
+	switch got := string(version); got {
 	case strconv.Itoa(Version):
 		fs = fileShapeV2
-		if probe.Export != nil {
+		if _, ok := probe["export"]; ok {
 			fs = fileShapeExport
 		}
 	case strconv.Itoa(Version1):
