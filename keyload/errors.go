@@ -103,8 +103,11 @@ func (e *Error) Error() string {
 				q, e.euid, p)
 		}
 		if errText(e.Err, "") == "permission denied" {
-			return fmt.Sprintf("opening machine key: permission denied (%s); fix: chown %d %s and chmod 600 %s (its directories must be searchable by uid %d), or run ov-init as root with --user so the app runs unprivileged",
-				q, e.euid, p, p, e.euid)
+			// Only the open for reading fails so, after fstat found the
+			// file right (0600, owned by euid) and its directories
+			// searchable: its mode is not what refuses it.
+			return fmt.Sprintf("opening machine key: permission denied (%s), though it is mode 0600, owned by uid %d, and its directories are searchable; fix: find what else refuses it: a security module (AppArmor, SELinux: see the kernel's audit log), or whatever changed %s while ov-init opened it",
+				q, e.euid, p)
 		}
 		return fmt.Sprintf("opening machine key: %s (%s); fix: mount the 32-byte key file at %s, readable by uid %d",
 			errText(e.Err, "failed"), q, p, e.euid)

@@ -60,7 +60,9 @@ func TestErrorTextsMatchTheProductPage(t *testing.T) {
 		},
 		{
 			&Error{Kind: KindOpen, Path: "/k", Err: unix.EACCES, euid: 1001},
-			`opening machine key: permission denied ("/k"); fix: chown 1001 /k and chmod 600 /k (its directories must be searchable by uid 1001), or run ov-init as root with --user so the app runs unprivileged`,
+			// Only after the file passed its checks: chown and chmod of
+			// the file are no fix (issue 11).
+			`opening machine key: permission denied ("/k"), though it is mode 0600, owned by uid 1001, and its directories are searchable; fix: find what else refuses it: a security module (AppArmor, SELinux: see the kernel's audit log), or whatever changed /k while ov-init opened it`,
 		},
 		{
 			&Error{Kind: KindOpen, Path: "/run/secrets/machine.kek", Err: unix.EACCES, euid: 1001, search: true, dir: "/run/secrets"},

@@ -680,3 +680,42 @@ func TestKeyIsNotReopenedThroughAProcThatIsNotProcfs(t *testing.T) {
 		t.Errorf("isProc(%s) = %v, isProc(a temporary directory) = %v; want true, false", fdDir, saved(fdDir), saved(t.TempDir()))
 	}
 }
+
+// A refusal that comes after the file passed its checks (a security
+// module's, on the open for reading) does not send the user to chown and
+// chmod a file that is already right (issue 11).
+func TestRefusalOfARightFileSuggestsNoChmod(t *testing.T) {
+	for name, replace := range map[string]func(string, int, func(string, int) (int, error)) (int, error){
+		"through_proc": func(path string, flags int, open func(string, int) (int, error)) (int, error) {
+			if strings.HasPrefix(path, fdDir) {
+				return -1, unix.EACCES
+			}
+			return open(path, flags)
+		},
+		"without_proc": func(path string, flags int, open func(string, int) (int, error)) (int, error) {
+			if strings.HasPrefix(path, fdDir) {
+				return -1, unix.ENOENT
+			}
+			if flags == openFlags {
+				return -1, unix.EACCES
+			}
+			return open(path, flags)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "machine.kek")
+			writeKeyFile(t, path, goodKey, 0o600)
+			watchOpens(t, replace)
+			k, err := load(t, path)
+			if err == nil {
+				k.Wipe()
+				t.Fatal("Load succeeded although the open for reading was refused")
+			}
+			msg := err.Error()
+			if !errors.Is(err, KindOpen) || !strings.Contains(msg, "though it is mode 0600, owned by uid") ||
+				strings.Contains(msg, "chown") || strings.Contains(msg, "chmod") {
+				t.Errorf("refusal of a right file: %s", msg)
+			}
+		})
+	}
+}

@@ -15,11 +15,11 @@ import (
 )
 
 type deriveCmd struct {
-	Out        string `required:"" placeholder:"PATH" help:"Write the key to this file (mode 0600, written atomically)."`
+	Out        string `required:"" placeholder:"PATH" help:"Write the key to this file (mode 0600, written atomically). Missing directories are made mode 0755, so that the key's owner can reach it."`
 	App        string `placeholder:"APP" help:"The app the key opens (and nothing else). Without --app (and without --all-apps), the key already at --out says which app and deployment."`
 	Deployment string `placeholder:"NAME" help:"With --app: the deployment (host, pod, CI job) the key belongs to, revoked on its own with ov auth revoke (default: default)."`
 	Force      bool   `help:"Replace the file at --out. When it holds the CURRENT key of the deployment asked for, ROTATE that deployment (a new key, the old one refused from now on; the app moves to a new epoch, other deployments keep their files). Any other file is replaced with the deployment's current key, nothing rotated, except a key of this app from before deployments: the app then moves to a new epoch so that key is refused."`
-	Owner      string `placeholder:"USER[:GROUP]" help:"Give the file to this account, the one that runs ov-init (needs root)."`
+	Owner      string `placeholder:"USER[:GROUP]" help:"Give the file to this account, the one that runs ov-init (needs root). Only the file: directories made on the way stay root's."`
 	AllApps    bool   `name:"all-apps" help:"Write the vault's root key instead: it opens EVERY app and cannot be revoked short of a new vault. Dangerous; prefer --app."`
 }
 
@@ -131,6 +131,7 @@ func (c deriveCmd) Run(g *Globals) error {
 		}
 		root.Wipe()
 		c.warn(out, "", "", false)
+		sayUnreachable(out, c.Owner, owner)
 		return nil
 	}
 	// rotate: the file at --out holds the current key of the deployment to
@@ -230,6 +231,7 @@ func (c deriveCmd) Run(g *Globals) error {
 			}
 		}
 	}
+	sayUnreachable(out, c.Owner, owner)
 	return nil
 }
 
@@ -292,7 +294,9 @@ func (c deriveCmd) warn(out, app, dep string, rotated bool) {
 	} else {
 		fmt.Fprintf(&b, "ov: wrote machine key of deployment %q of app %q to %s\n", dep, app, p)
 	}
-	b.WriteString("This file is a credential: keep it mode 0600, owned by the account that runs ov-init.\n")
+	// The product page's words, kept as they are: users search for them.
+	b.WriteString("This file is a credential. It grants decryption access to secrets.\n")
+	b.WriteString("  - keep it mode 0600, owned by the account that runs ov-init\n")
 	fmt.Fprintf(&b, "  - never commit it, never bake it into an image; mount it at run time (e.g. -v %s:/run/secrets/machine.kek:ro)\n", p)
 	owner := ""
 	if c.Owner != "" {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/ov-init/ov-init/internal/atomicfile"
@@ -30,8 +31,8 @@ func checkKeyPath(path string, replace bool) error {
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("%q: %v", path, pathErr(err))
 	}
-	// A missing directory is made (0700) when the key is written, as
-	// vault init does for the vault's; one that is not a directory is not.
+	// A missing directory is made (keyDirMode) when the key is written;
+	// one that is not a directory is not.
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return fmt.Errorf("%q is not a directory; choose another --out", dir)
@@ -39,16 +40,27 @@ func checkKeyPath(path string, replace bool) error {
 	return nil
 }
 
+// keyDirMode is the mode of each directory derive-machine-key makes on the
+// way to the key, whatever the umask. The key's owner (--owner, the account
+// that runs ov-init) must be able to search it, or the strict 0600 file is
+// out of its reach: the product page's `--out /etc/ov/machine.kek` then
+// `chown deploy` would fail with "permission denied". The key stays private
+// by its own mode; the directory only lets others see its name.
+//
+// The directory stays root's, not --owner's: /etc/ov holds the vault too
+// (/etc/ov/vault.json), and an account that owns the directory can replace
+// or remove what is in it, an older copy of the vault included. Running
+// ov-init takes searching the directory, not writing it. A demanding
+// operator expects /etc/ov as /etc/ssh: root's, 0755.
+const keyDirMode = 0o755
+
 // writeKeyFile puts key at path atomically with mode 0600, owned by owner
-// when it is not nil, in a directory it makes (0700) if missing: see
-// atomicfile. A symbolic link at path is replaced, its target never
+// when it is not nil, in directories it makes (keyDirMode) where missing:
+// see atomicfile. A symbolic link at path is replaced, its target never
 // written; without replace, a file that appeared at path since
 // checkKeyPath looked is not replaced either.
 func writeKeyFile(path string, key []byte, replace bool, owner *syscall.Credential) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("creating the key's directory: %v", err)
-	}
-	o := atomicfile.Options{Perm: keyFileMode, NoReplace: !replace}
+	o := atomicfile.Options{Perm: keyFileMode, NoReplace: !replace, DirPerm: keyDirMode}
 	if owner != nil {
 		o.Chown, o.Uid, o.Gid = true, int(owner.Uid), int(owner.Gid)
 	}
@@ -62,4 +74,53 @@ func writeKeyFile(path string, key []byte, replace bool, owner *syscall.Credenti
 		return fmt.Errorf("writing %q: %v", path, err)
 	}
 	return nil
+}
+
+// sayUnreachable warns when a directory on the way to the key at path (made
+// by someone else, or by an older ov as 0700) keeps owner, the account
+// --owner named as spec, from reaching it: ov-init would then refuse to
+// start with "permission denied". Mode bits only; root reaches everything.
+func sayUnreachable(path, spec string, owner *syscall.Credential) {
+	if owner == nil || owner.Uid == 0 {
+		return
+	}
+	dir, fi := blockingDir(path, owner)
+	if dir == "" {
+		return
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	fmt.Fprintf(os.Stderr, "ov: warning: --owner %s (uid %d) cannot reach the key: directory %q (mode %04o, owned by uid %d) is not searchable by it, and ov-init running as uid %d will say \"permission denied\"; fix: chmod a+x %s\n",
+		shellquote.Quote(spec), owner.Uid, dir, fi.Mode().Perm(), st.Uid, owner.Uid, shellquote.Quote(dir))
+}
+
+// blockingDir returns the first directory on the way to the absolute path
+// that cred may not search, judged by its mode bits as the kernel does
+// (owner, else group, else others), and what stat said of it; "" when
+// there is none.
+func blockingDir(path string, cred *syscall.Credential) (string, os.FileInfo) {
+	var dirs []string
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		dirs = append(dirs, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		fi, err := os.Stat(dirs[i])
+		if err != nil {
+			return "", nil // not ov's to judge: ov-init's own message will say
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		var bit os.FileMode = 0o001
+		switch {
+		case st.Uid == cred.Uid:
+			bit = 0o100
+		case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
+			bit = 0o010
+		}
+		if fi.Mode().Perm()&bit == 0 {
+			return dirs[i], fi
+		}
+	}
+	return "", nil
 }

@@ -60,14 +60,14 @@ func newPassword(file, flags string) ([]byte, error) {
 		return nil, fmt.Errorf("no terminal to ask for the new master password; use %s", flags)
 	}
 	defer tty.Close()
-	pw, err := readHidden(tty, "new master password: ")
+	pw, err := readHidden(tty, "New master password: ")
 	if err != nil {
 		return nil, err
 	}
 	if len(pw) == 0 {
 		return nil, errors.New("the master password is empty; nothing was changed")
 	}
-	again, err := readHidden(tty, "repeat the new master password: ")
+	again, err := readHidden(tty, "Repeat the new master password: ")
 	defer clear(again)
 	if err != nil || !bytes.Equal(pw, again) {
 		clear(pw)
@@ -80,7 +80,9 @@ func newPassword(file, flags string) ([]byte, error) {
 }
 
 // prompt asks on the terminal without echo; noTTY is the error when there
-// is no terminal. The caller wipes the answer.
+// is no terminal. The caller wipes the answer. Every prompt of ov reads as
+// the product page's "Master password: ": a capital, what is asked for,
+// then ": ".
 func prompt(text, noTTY string) ([]byte, error) {
 	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
 	if err != nil {
@@ -136,7 +138,7 @@ func readHidden(tty *os.File, text string) ([]byte, error) {
 // caller wipes it.
 func readValue(name string) ([]byte, error) {
 	if term.IsTerminal(int(os.Stdin.Fd())) {
-		return prompt(fmt.Sprintf("value for %s: ", name), "no terminal to ask for the value; pipe it on stdin")
+		return prompt(fmt.Sprintf("Value for %s: ", name), "no terminal to ask for the value; pipe it on stdin")
 	}
 	// Room for the largest value and its line ending, and one byte to
 	// notice more.

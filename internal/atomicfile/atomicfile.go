@@ -8,6 +8,10 @@
 // target never written), fsync of the directory (so the rename survives a
 // crash). On failure the new file is removed and the destination is as it
 // was.
+//
+// With Options.DirPerm it first makes the destination's missing
+// directories, each with exactly that mode whatever the umask: a key
+// file's owner must be able to reach it through a directory root made.
 package atomicfile
 
 import (
@@ -34,6 +38,11 @@ type Options struct {
 	// in place (root only).
 	Chown    bool
 	Uid, Gid int
+	// DirPerm, when not 0, makes the missing directories on the way to
+	// the file, each with exactly this mode (the umask undone; never
+	// through a link that appeared meanwhile). Directories that exist are
+	// left as they are. When 0, a missing directory is an error.
+	DirPerm fs.FileMode
 }
 
 // Write puts data at path as Options say. Its errors say which step failed,
@@ -45,6 +54,11 @@ func Write(path string, data []byte, o Options) (err error) {
 	}
 	if base == "" {
 		return errors.New("the path names a directory")
+	}
+	if o.DirPerm != 0 {
+		if err := mkdirs(dir, o.DirPerm.Perm()); err != nil {
+			return err
+		}
 	}
 	var r [8]byte
 	if _, err := rand.Read(r[:]); err != nil {
@@ -95,6 +109,49 @@ func Write(path string, data []byte, o Options) (err error) {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("written, but syncing its directory failed: %w", unwrap(err))
+	}
+	return nil
+}
+
+// mkdirs makes dir and its missing parents, each with exactly perm. A
+// directory that someone else makes meanwhile is theirs and keeps its mode;
+// one this call made is chmod'ed through a descriptor opened with
+// O_NOFOLLOW, so a link put in its place is never followed.
+func mkdirs(dir string, perm fs.FileMode) error {
+	var missing []string // deepest first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		_, err := os.Lstat(d)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("making directory %q: %w", d, unwrap(err))
+		}
+		missing = append(missing, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		// Made with perm, which the umask can only narrow: never more
+		// open than asked, even before the chmod.
+		err := unix.Mkdir(d, uint32(perm))
+		if err == unix.EEXIST {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("making directory %q: %w", d, err)
+		}
+		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("making directory %q: open: %w", d, err)
+		}
+		err = unix.Fchmod(fd, uint32(perm))
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("making directory %q: chmod: %w", d, err)
+		}
 	}
 	return nil
 }

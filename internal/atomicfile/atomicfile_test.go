@@ -140,3 +140,58 @@ func TestWriteChowns(t *testing.T) {
 		t.Errorf("owner %d:%d, want 1001:1002", st.Uid, st.Gid)
 	}
 }
+
+// A key file's owner must reach it through the directories root made for
+// it: with DirPerm they get exactly that mode, whatever the umask, and a
+// directory that was there keeps its own.
+func TestWriteMakesMissingDirectoriesWithExactlyDirPerm(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o710); err != nil {
+		t.Fatal(err)
+	}
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	path := filepath.Join(dir, "etc", "ov", "machine.kek")
+	if err := Write(path, []byte("k"), Options{Perm: 0o600, DirPerm: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		mode fs.FileMode
+	}{
+		{dir, fs.ModeDir | 0o710}, // was there: left as it is
+		{filepath.Join(dir, "etc"), fs.ModeDir | 0o755},
+		{filepath.Join(dir, "etc", "ov"), fs.ModeDir | 0o755},
+		{path, 0o600},
+	} {
+		fi, err := os.Lstat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != c.mode {
+			t.Errorf("%s: mode %v, want %v", c.path, fi.Mode(), c.mode)
+		}
+	}
+	// Relative, from the current directory.
+	t.Chdir(dir)
+	if err := Write(filepath.Join("rel", "f"), []byte("x"), Options{Perm: 0o600, DirPerm: 0o700}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat("rel"); err != nil || fi.Mode() != fs.ModeDir|0o700 {
+		t.Errorf("rel: %v %v, want a directory 0700", fi.Mode(), err)
+	}
+}
+
+// A file where a directory should be stops the write, with the directory
+// named, and nothing is made.
+func TestWriteDirPermStopsAtAFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := Write(filepath.Join(dir, "file", "sub", "f"), []byte("x"), Options{Perm: 0o600, DirPerm: 0o755})
+	if want := `making directory "` + filepath.Join(dir, "file", "sub") + `": not a directory`; err == nil || err.Error() != want {
+		t.Errorf("Write under a file: %v, want %s", err, want)
+	}
+	assertOnly(t, dir, "file")
+}
