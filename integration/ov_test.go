@@ -42,6 +42,7 @@ type ovFixture struct {
 type ovResult struct {
 	code           int
 	stdout, stderr string
+	screen         string // what the terminal showed, for ovTypeAnswers
 }
 
 // newOvFixture makes a password file and runs `ov vault init`.
@@ -272,7 +273,9 @@ func ovTypeAnswers(t *testing.T, f *ovFixture, args []string, stdin string, answ
 	}
 	pts.Close() // ov holds the terminal now: reads of ptm end when it exits
 	screen := newSyncBuffer()
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		buf := make([]byte, 1024)
 		for {
 			n, err := ptm.Read(buf)
@@ -295,8 +298,12 @@ func ovTypeAnswers(t *testing.T, f *ovFixture, args []string, stdin string, answ
 		ptm.Write([]byte(a[1] + "\n"))
 	}
 	cmd.Wait()
-	r := ovResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
-	f.outputs = append(f.outputs, r.stdout, r.stderr, screen.String())
+	select { // the terminal's last output: its reads end when ov has closed it
+	case <-read:
+	case <-time.After(5 * time.Second):
+	}
+	r := ovResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String(), screen: screen.String()}
+	f.outputs = append(f.outputs, r.stdout, r.stderr, r.screen)
 	return r
 }
 
@@ -309,23 +316,23 @@ func TestPromptsReadTheTerminalWithoutEcho(t *testing.T) {
 	f.values = []string{"typed master pw", "typed-value-42", "piped-value-43"}
 
 	r := ovTypeAnswers(t, f, []string{"vault", "init"}, "", [][2]string{
-		{"new master password: ", "typed master pw"}, {"repeat the new master password: ", "typed master pw"}})
+		{"New master password: ", "typed master pw"}, {"Repeat the new master password: ", "typed master pw"}})
 	if r.code != 0 {
 		t.Fatalf("vault init on a terminal: exit %d; stderr: %s", r.code, r.stderr)
 	}
-	r = ovTypeAnswers(t, f, []string{"app", "create", "myapp"}, "", [][2]string{{"master password for ", "typed master pw"}})
+	r = ovTypeAnswers(t, f, []string{"app", "create", "myapp"}, "", [][2]string{{"Master password: ", "typed master pw"}})
 	if r.code != 0 {
 		t.Fatalf("app create on a terminal: exit %d; stderr: %s", r.code, r.stderr)
 	}
 	// stdin is the terminal: the value is asked for too.
 	r = ovTypeAnswers(t, f, []string{"secret", "set", "TYPED", "--app", "myapp"}, "", [][2]string{
-		{"master password for ", "typed master pw"}, {"value for TYPED: ", "typed-value-42"}})
+		{"Master password: ", "typed master pw"}, {"Value for TYPED: ", "typed-value-42"}})
 	if r.code != 0 {
 		t.Fatalf("secret set on a terminal: exit %d; stderr: %s", r.code, r.stderr)
 	}
 	// stdin is a pipe: the value comes from it, the password from the terminal.
 	r = ovTypeAnswers(t, f, []string{"secret", "set", "PIPED", "--app", "myapp"}, "piped-value-43\n", [][2]string{
-		{"master password for ", "typed master pw"}})
+		{"Master password: ", "typed master pw"}})
 	if r.code != 0 {
 		t.Fatalf("secret set with a pipe: exit %d; stderr: %s", r.code, r.stderr)
 	}
@@ -336,11 +343,35 @@ func TestPromptsReadTheTerminalWithoutEcho(t *testing.T) {
 	// Two different passwords: nothing is written.
 	f.vault = filepath.Join(f.dir, "second.json")
 	r = ovTypeAnswers(t, f, []string{"vault", "init"}, "", [][2]string{
-		{"new master password: ", "one password"}, {"repeat the new master password: ", "another one"}})
+		{"New master password: ", "one password"}, {"Repeat the new master password: ", "another one"}})
 	if r.code != 1 || !strings.Contains(r.stderr, "the two passwords differ") {
 		t.Errorf("mismatched passwords: exit %d; stderr: %s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(f.vault); err == nil {
 		t.Error("vault init wrote a vault although the passwords differ")
+	}
+}
+
+// The terminal shows the product page's prompt, word for word, and nothing
+// typed: "Master password: " to unlock, the same words for the new one
+// (issue 11).
+func TestMasterPasswordPromptIsThePagesWords(t *testing.T) {
+	t.Parallel()
+	f := newOvFixture(t)
+	f.values = append(f.values, ovPassword, "the new master pw")
+	r := ovTypeAnswers(t, f, []string{"app", "create", "myapp"}, "", [][2]string{{"Master password: ", ovPassword}})
+	if r.code != 0 {
+		t.Fatalf("app create on a terminal: exit %d; stderr: %s", r.code, r.stderr)
+	}
+	if want := "Master password: \r\n"; r.screen != want {
+		t.Errorf("app create: the terminal showed %q, want %q", r.screen, want)
+	}
+	r = ovTypeAnswers(t, f, []string{"vault", "passwd"}, "", [][2]string{
+		{"Master password: ", ovPassword}, {"New master password: ", "the new master pw"}, {"Repeat the new master password: ", "the new master pw"}})
+	if r.code != 0 {
+		t.Fatalf("vault passwd on a terminal: exit %d; stderr: %s", r.code, r.stderr)
+	}
+	if want := "Master password: \r\nNew master password: \r\nRepeat the new master password: \r\n"; r.screen != want {
+		t.Errorf("vault passwd: the terminal showed %q, want %q", r.screen, want)
 	}
 }

@@ -78,7 +78,7 @@ func (c authRevokeCmd) Run(g *Globals) error {
 	fmt.Fprintf(os.Stderr, "ov: revoked deployment %q of app %q: its key opens no copy of vault %q written from now on (app %q moved to epoch %d)\n",
 		c.Name, c.App, g.Vault, c.App, epoch)
 	if len(others) > 0 {
-		fmt.Fprintf(os.Stderr, "ov: every other deployment keeps working with its key file unchanged: %s (deploy this vault file to them; keys written before deployments, if any, stop)\n", strings.Join(others, ", "))
+		fmt.Fprintf(os.Stderr, "ov: every other deployment keeps working with its key file unchanged: %s (export the app again for them: ov vault export --app %s --out FILE; keys written before deployments, if any, stop)\n", strings.Join(others, ", "), c.App)
 	} else {
 		fmt.Fprintf(os.Stderr, "ov: app %q has no other deployment; grant one with: ov auth derive-machine-key --out PATH --app %s --deployment NAME\n", c.App, c.App)
 	}

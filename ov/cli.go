@@ -18,7 +18,7 @@ import (
 type cli struct {
 	Globals `embed:""`
 
-	VaultCmd vaultCmd  `cmd:"" name:"vault" help:"Create the vault, change its master password, upgrade its format."`
+	VaultCmd vaultCmd  `cmd:"" name:"vault" help:"Create the vault, change its master password, upgrade its format, export an app for a host."`
 	App      appCmd    `cmd:"" help:"Create, list and rotate apps."`
 	Secret   secretCmd `cmd:"" help:"Set, list and remove an app's secrets."`
 	Auth     authCmd   `cmd:"" help:"Derive, list, rotate and revoke the machine keys ov-init reads, one per deployment."`
@@ -42,6 +42,7 @@ type vaultCmd struct {
 	Init    vaultInitCmd    `cmd:"" help:"Create a new, empty vault under a new master password."`
 	Passwd  vaultPasswdCmd  `cmd:"" help:"Change the master password. Machine keys stay valid."`
 	Upgrade vaultUpgradeCmd `cmd:"" help:"Upgrade a format-1 vault to format 2, whose table of apps is authenticated (any other write upgrades it too). Machine keys stay valid."`
+	Export  vaultExportCmd  `cmd:"" help:"Write one app's sealed secrets and grants, without the master-password key, for a host or an image (/etc/ov/vault.json)."`
 }
 
 type appCmd struct {
@@ -92,6 +93,9 @@ func (g *Globals) load() (*vault.Vault, error) {
 // the newest generation ov has seen of it (seen.go). The caller wipes the
 // root.
 func (g *Globals) unlock(v *vault.Vault) (*vault.Root, error) {
+	if err := v.ExportError(); err != nil { // before anyone types a password
+		return nil, fmt.Errorf("vault %q: %w", g.Vault, err)
+	}
 	pw, err := g.password()
 	if err != nil {
 		return nil, err
@@ -126,7 +130,7 @@ func (g *Globals) password() ([]byte, error) {
 	if g.PasswordFile != "" {
 		return readPasswordFile(g.PasswordFile)
 	}
-	return prompt(fmt.Sprintf("master password for %s: ", g.Vault),
+	return prompt("Master password: ",
 		"no terminal to ask for the master password; use --password-file or OV_PASSWORD_FILE")
 }
 
@@ -202,6 +206,9 @@ func (g *Globals) unlockApp(app string) (*vault.Vault, *vault.Root, error) {
 func (g *Globals) app(v *vault.Vault, app string) error {
 	if err := vault.ValidAppName(app); err != nil {
 		return usageError(err.Error())
+	}
+	if !v.HasApp(app) && v.Exported() != "" {
+		return fmt.Errorf("vault %q is an export of app %q only, for hosts and images; run ov on the full vault (--vault PATH)", g.Vault, v.Exported())
 	}
 	if !v.HasApp(app) {
 		return fmt.Errorf("vault %q has no app %q; create it with: ov app create %s", g.Vault, app, app)
