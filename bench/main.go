@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,7 @@ func main() {
 	work, err := os.MkdirTemp("", "ov-bench-")
 	check(err)
 	defer os.RemoveAll(work)
+	defer runAtExit()
 
 	peers := installPeers()
 	helper := *helperBin
@@ -61,11 +63,14 @@ func main() {
 	ov, err := filepath.Abs(*ovInit)
 	check(err)
 	secrets1, secrets50, deployments100 := secretsFixture(work)
+	secretsDir := memDir(filepath.Join(work, "run-ov"))
 
 	inits := append(peers, initCmd{"ov-init", ov, []string{"--"}})
 	startInits := append(append([]initCmd{}, inits...),
 		initCmd{"ov-init, 1 secret", ov, append(secrets1, "--")},
 		initCmd{"ov-init, 50 secrets", ov, append(secrets50, "--")},
+		initCmd{"ov-init, 50 secrets as files", ov, slices.Concat(secrets50, []string{"--secrets-as", "files", "--secrets-dir", secretsDir, "--"})},
+		initCmd{"ov-init, 50 secrets as memfds", ov, slices.Concat(secrets50, []string{"--secrets-as", "memfd", "--"})},
 		initCmd{"ov-init, 100 deployments, 50 secrets", ov, append(deployments100, "--")})
 
 	fmt.Fprintln(os.Stderr, "bench: start-up overhead")
@@ -108,6 +113,18 @@ func installPeers() []initCmd {
 		peers[i].path = path
 	}
 	return peers
+}
+
+// atExit runs when bench ends, on fail too (which skips deferred calls).
+var atExit []func()
+
+// memDir mounts a tmpfs (mode 0700, as docker run --tmpfs /run/ov:mode=0700)
+// at dir for --secrets-as files, unmounted when bench ends.
+func memDir(dir string) string {
+	check(os.Mkdir(dir, 0o700))
+	check(syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700"))
+	atExit = append(atExit, func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
 }
 
 func build(out, pkg string) {
@@ -452,5 +469,13 @@ func check(err error) {
 
 func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	runAtExit()
 	os.Exit(1)
+}
+
+func runAtExit() {
+	for i := len(atExit) - 1; i >= 0; i-- {
+		atExit[i]()
+	}
+	atExit = nil
 }

@@ -1,7 +1,9 @@
 // Package execstage is ov-init's exec stage: the short-lived process,
 // started by PID 1 and already holding the pid the app will have, that
 // reads the machine key, opens the app's secrets, drops privileges and
-// execve's the app with the secrets in its environment.
+// execve's the app with the secrets in its environment, or (--secrets-as
+// files|memfd, deliver.go) with NAME_FILE naming a file it wrote on the
+// secrets dir's tmpfs or a sealed memfd it made, as the app's user.
 //
 // Invariant: key bytes and secret plaintext exist only in this process, and
 // execve discards its whole address space. PID 1 never holds either. Any
@@ -29,6 +31,7 @@ import (
 	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/keyload"
 	"github.com/ov-init/ov-init/privs"
+	"github.com/ov-init/ov-init/secretfiles"
 	"github.com/ov-init/ov-init/vault"
 )
 
@@ -42,8 +45,10 @@ type Config struct {
 	App         string
 	MachineKey  string
 	Vault       string
-	Secrets     []string // nil: every secret of the app
+	Secrets     []string // nil: every secret of the app; NAME or NAME:HOW (see secretfiles.ParseSpec)
 	PreserveEnv bool
+	SecretsAs   string // secretfiles.AsEnv ("" too), AsFiles or AsMemfd
+	SecretsDir  string // for AsFiles: a clean absolute path
 	User        string
 	Verbose     int
 	// NoNewPrivs: with User, the app starts with no_new_privs set and, if
@@ -56,6 +61,7 @@ type Config struct {
 // status to PID 1, which exits with it as it is: a failure here is never
 // taken for the app's own exit (--remap-exit does not apply to it).
 func Main(args []string) int {
+	prog = Prog(args)
 	fd, err := strconv.Atoi(args[2])
 	if err != nil || fd < 3 || strconv.Itoa(fd) != args[2] {
 		return invalid()
@@ -111,12 +117,16 @@ func fail(sock *os.File, status int, err error) int {
 	return status
 }
 
+// prog starts each line the stage writes: "ov" or "ov-init", as the
+// program that started the stage (see Prog). Main sets it first.
+var prog = ovInitProg
+
 // say writes one line to stderr with write(2) itself. Through os.Stderr, a
 // write to a closed pipe raises SIGPIPE, which would end the stage before
 // it could tell PID 1 anything; here it is only an error, ignored.
 func say(format string, args ...any) {
 	line := shellquote.Line(fmt.Sprintf(format, args...))
-	_, _ = unix.Write(2, []byte("ov-init: "+line+"\n"))
+	_, _ = unix.Write(2, []byte(prog+": "+line+"\n"))
 }
 
 // run returns only on failure. Just before execve it writes the 0 byte
@@ -132,15 +142,26 @@ func run(cfg Config, argv []string, sock *os.File) error {
 	// The app is looked up with the PATH ov-init inherited, never one a
 	// secret could bring.
 	inherited := os.Environ()
-	env, err := secretEnv(cfg, inherited)
+	d, secrets, err := openSecrets(cfg, inherited)
+	defer vault.WipeAll(secrets)
 	if err != nil {
 		return err
 	}
+	var acct *account.Account
+	uid, gid := os.Geteuid(), os.Getegid()
 	if cfg.User != "" {
-		acct, err := account.Lookup(cfg.User)
-		if err != nil {
+		if acct, err = account.Lookup(cfg.User); err != nil {
 			return err
 		}
+		uid, gid = int(acct.Credential.Uid), int(acct.Credential.Gid)
+	}
+	// The secrets dir is checked and given to the app's user while
+	// ov-init is still itself; the files are written as the app's user.
+	if err := d.take(cfg, uid, gid); err != nil {
+		return err
+	}
+	defer d.close()
+	if acct != nil {
 		if cfg.NoNewPrivs {
 			// While still root: emptying the bounding set takes
 			// CAP_SETPCAP.
@@ -163,17 +184,26 @@ func run(cfg Config, argv []string, sock *os.File) error {
 			return fmt.Errorf("--user: prctl(PR_SET_DUMPABLE): %v", err)
 		}
 		if acct.Home != "" {
-			env = envlist.Set(env, "HOME", acct.Home)
+			d.env = envlist.Set(d.env, "HOME", acct.Home)
 		}
 	}
 	path, err := execpath.LookPath(argv[0], inherited)
 	if err != nil {
 		return err
 	}
+	// run returns only on failure: whatever deliver wrote goes then.
+	defer d.undo()
+	if err := d.deliver(sock); err != nil {
+		return err
+	}
+	if err := secretfiles.Inherit(d.fds); err != nil {
+		return err
+	}
 	logf(cfg, 1, "executing %q", path)
 	if _, err := sock.Write([]byte{0}); err != nil {
 		return fmt.Errorf("telling PID 1 that the app starts: %v", err)
 	}
+	env := d.env
 	err = syscall.Exec(path, argv, env)
 	if err == syscall.ENOEXEC {
 		if shArgv, ok := execpath.ShellFallback(path, argv); ok {
@@ -183,31 +213,31 @@ func run(cfg Config, argv []string, sock *os.File) error {
 	return &execpath.Error{Command: argv[0], Err: err}
 }
 
-// secretEnv reads the key, opens the secrets and returns the app's
-// environment: inherited plus the secrets. The key is wiped before it
-// returns.
-func secretEnv(cfg Config, inherited []string) ([]string, error) {
+// openSecrets reads the key, opens the secrets and plans their delivery
+// (see plan): the app's environment, inherited plus the env secrets, and
+// the secrets that go into files or memfds. The key is wiped before it
+// returns; the values, which the caller wipes, are returned for that.
+func openSecrets(cfg Config, inherited []string) (*delivery, []vault.Secret, error) {
 	key, err := keyload.Load(cfg.MachineKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer key.Wipe()
 	v, err := vault.Load(cfg.Vault)
 	if err != nil {
-		return nil, vaultError(cfg, err)
+		return nil, nil, vaultError(cfg, err)
 	}
-	secrets, err := v.Open(cfg.App, key.Bytes(), cfg.Secrets)
+	secrets, err := v.Open(cfg.App, key.Bytes(), specNames(cfg.Secrets))
 	if err != nil {
-		return nil, vaultError(cfg, err)
+		return nil, nil, vaultError(cfg, err)
 	}
-	defer vault.WipeAll(secrets)
 	key.Wipe()
 
 	// Checked again here, not only by ov secret set: the vault may come
 	// from an older or a hostile writer.
 	for i := range secrets {
 		if err := vault.ReservedName(secrets[i].Name); err != nil {
-			return nil, fmt.Errorf("app %q in vault %q: secret %s: %v; fix: remove it with `ov secret rm %s --app %s` and seal the value under another name",
+			return nil, secrets, fmt.Errorf("app %q in vault %q: secret %s: %v; fix: remove it with `ov secret rm %s --app %s` and seal the value under another name",
 				cfg.App, cfg.Vault, secrets[i].Name, err, secrets[i].Name, cfg.App)
 		}
 	}
@@ -216,7 +246,12 @@ func secretEnv(cfg Config, inherited []string) ([]string, error) {
 		names = append(names, secrets[i].Name)
 	}
 	logf(cfg, 1, "app %q: injecting %d secrets: %s", cfg.App, len(names), strings.Join(names, ", "))
-	return appEnv(inherited, secrets, cfg.PreserveEnv), nil
+	d, err := plan(cfg, inherited, secrets)
+	if err != nil {
+		return nil, secrets, err
+	}
+	d.log(cfg)
+	return d, secrets, nil
 }
 
 // appEnv is the app's environment: inherited, with each secret in place of
@@ -254,9 +289,15 @@ func vaultError(cfg Config, err error) error {
 	case errors.As(err, &wrong):
 		return fmt.Errorf("machine key %q is scoped to app %q, not %q; fix: derive a key for %q with `%s`",
 			cfg.MachineKey, wrong.KeyApp, cfg.App, cfg.App, derive)
+	case errors.Is(err, vault.ErrWrongKey) && errors.Is(err, vault.ErrExport):
+		return fmt.Errorf("machine key %q does not open app %q in vault %q: %v; fix: if the key was derived or rotated after the export was made, export again with `ov vault export --app %s --out FILE` and deploy that file (the key stays); otherwise check --vault and --machine-key",
+			cfg.MachineKey, cfg.App, cfg.Vault, err, app)
 	case errors.Is(err, vault.ErrWrongKey):
 		return fmt.Errorf("machine key %q does not open app %q in vault %q: it is a key of another vault, or a key from before `ov app rotate %s` or from a vault restored from an older copy; fix: check --vault and --machine-key, or derive it again with `%s`",
 			cfg.MachineKey, cfg.App, cfg.Vault, app, derive)
+	case errors.Is(err, vault.ErrNoSuchApp) && errors.Is(err, vault.ErrExport):
+		return fmt.Errorf("vault %q: %v; fix: export app %s from the full vault with `ov vault export --app %s --out FILE` and deploy that file, or correct --app",
+			cfg.Vault, err, app, app)
 	case errors.Is(err, vault.ErrNoSuchApp):
 		return fmt.Errorf("vault %q has no app %q; fix: `ov app create %s` and seal its secrets, or correct --app", cfg.Vault, cfg.App, app)
 	case errors.Is(err, vault.ErrNoSuchSecret):

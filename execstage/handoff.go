@@ -11,23 +11,44 @@ import (
 //
 //	ov-init __ov_exec_stage FD ARGV...
 //
-// with the app's argv as it was given, byte for byte, and FD one end of a
-// stream socket. Through FD comes the Config, encoded by MarshalBinary, then
-// end of file; back goes a 0 byte just before execve (which closes FD: it
-// is close-on-exec by then), or one status byte if the stage fails (see
-// Main and reaper.Config.StageFD). Nothing passes through text encodings:
-// every path, name and argument arrives with the bytes it had, valid UTF-8
-// or not.
+// (`ov __ov_exec_stage …` under `ov run`: argv[0] only names the program
+// in the stage's messages) with the app's argv as it was given, byte for
+// byte, and FD one end of a stream socket. Through FD comes the Config,
+// encoded by MarshalBinary, then end of file; back goes a 0 byte just
+// before execve (which closes FD: it is close-on-exec by then), or one
+// status byte if the stage fails (see Main and reaper.Config.StageFD).
+// Before it writes secret files (--secrets-as files) it sends
+// reaper.StageLeavesFiles, a byte that is no status: from then on PID 1
+// removes the files when the app or the stage ends (deliver.go).
+// Nothing passes through text encodings: every path, name and argument
+// arrives with the bytes it had, valid UTF-8 or not.
 
 // maxConfig bounds what the stage reads from the socket: a config holds
 // names and paths, each far below this.
 const maxConfig = 1 << 20
 
 // Argv is the exec stage's command line for an app with argv, the socket
-// at fd.
-func Argv(fd int, argv []string) []string {
-	return append([]string{"ov-init", Arg, strconv.Itoa(fd)}, argv...)
+// at fd, started by prog: "ov" for `ov run`, else "ov-init". prog is the
+// stage's argv[0], and the name its lines start with (see Prog).
+func Argv(prog string, fd int, argv []string) []string {
+	return append([]string{prog, Arg, strconv.Itoa(fd)}, argv...)
 }
+
+// Prog is the name the stage started with args gives itself at the start
+// of each line: "ov" when Argv put it there (the stage of `ov run`), else
+// "ov-init". Nothing else: argv[0] is whatever started the stage.
+func Prog(args []string) string {
+	if len(args) > 0 && args[0] == ovProg {
+		return ovProg
+	}
+	return ovInitProg
+}
+
+// The two programs a stage can speak for.
+const (
+	ovInitProg = "ov-init"
+	ovProg     = "ov"
+)
 
 // Requested reports whether args start the exec stage.
 func Requested(args []string) bool {
@@ -47,6 +68,8 @@ const (
 	keyUser        = "user"
 	keyVerbose     = "verbose"
 	keyNoNewPrivs  = "no-new-privs"
+	keySecretsAs   = "secrets-as"
+	keySecretsDir  = "secrets-dir"
 )
 
 // MarshalBinary encodes c for the hand-off socket.
@@ -77,6 +100,8 @@ func (c Config) MarshalBinary() ([]byte, error) {
 		{keyUser, c.User},
 		{keyVerbose, strconv.Itoa(c.Verbose)},
 		{keyNoNewPrivs, flag(c.NoNewPrivs)},
+		{keySecretsAs, c.SecretsAs},
+		{keySecretsDir, c.SecretsDir},
 	}
 	for _, name := range c.Secrets {
 		fields = append(fields, [2]string{keySecret, name})
@@ -132,6 +157,10 @@ func (c *Config) UnmarshalBinary(data []byte) error {
 			c.Verbose, err = strconv.Atoi(v)
 		case keyNoNewPrivs:
 			c.NoNewPrivs, err = parseFlag(v)
+		case keySecretsAs:
+			c.SecretsAs = v
+		case keySecretsDir:
+			c.SecretsDir = v
 		default:
 			return fmt.Errorf("unknown key %q", k)
 		}
@@ -139,7 +168,7 @@ func (c *Config) UnmarshalBinary(data []byte) error {
 			return fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	for _, k := range []string{keyApp, keyMachineKey, keyVault, keySecretsSet, keyPreserveEnv, keyUser, keyVerbose, keyNoNewPrivs} {
+	for _, k := range []string{keyApp, keyMachineKey, keyVault, keySecretsSet, keyPreserveEnv, keyUser, keyVerbose, keyNoNewPrivs, keySecretsAs, keySecretsDir} {
 		if !seen[k] {
 			return fmt.Errorf("missing %q", k)
 		}

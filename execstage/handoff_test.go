@@ -12,6 +12,7 @@ func TestConfigRoundTripsBytes(t *testing.T) {
 		{App: "a.b-c_d", MachineKey: "/tmp/k\xff/m.kek", Vault: "/v\x80\xfe\n.json", Secrets: []string{"A", "B_2"},
 			PreserveEnv: true, User: "app:\xffgroup", Verbose: 3, NoNewPrivs: true},
 		{App: "web", Secrets: []string{}}, // given, but none: inject nothing
+		{App: "web", Secrets: []string{"DB", "TLS_KEY:file", "T:memfd"}, SecretsAs: "files", SecretsDir: "/run/ÿov"},
 	} {
 		b, err := c.MarshalBinary()
 		if err != nil {
@@ -62,7 +63,22 @@ func TestRequested(t *testing.T) {
 			t.Errorf("Requested(%q) = %v, want %v", args, got, want)
 		}
 	}
-	if got := Argv(4, []string{"a", "b"}); !reflect.DeepEqual(got, []string{"ov-init", Arg, "4", "a", "b"}) {
+	if got := Argv("ov-init", 4, []string{"a", "b"}); !reflect.DeepEqual(got, []string{"ov-init", Arg, "4", "a", "b"}) {
 		t.Errorf("Argv = %q", got)
+	}
+}
+
+// The stage of `ov run` speaks as ov, ov-init's as ov-init; argv[0] names
+// no other program, whoever started the stage (issue 11).
+func TestStageSpeaksForTheProgramThatStartedIt(t *testing.T) {
+	for _, c := range []struct{ prog, want string }{
+		{"ov", "ov"}, {"ov-init", "ov-init"}, {"/usr/bin/ov", "ov-init"}, {"evil\nov", "ov-init"}, {"", "ov-init"},
+	} {
+		if got := Prog(Argv(c.prog, 3, []string{"app"})); got != c.want {
+			t.Errorf("Prog of a stage started as %q = %q, want %q", c.prog, got, c.want)
+		}
+	}
+	if got := Prog(nil); got != "ov-init" {
+		t.Errorf("Prog(nil) = %q", got)
 	}
 }

@@ -14,11 +14,15 @@ import (
 	"github.com/ov-init/ov-init/internal/envlist"
 	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/reaper"
+	"github.com/ov-init/ov-init/secretfiles"
 )
 
 // defaultMachineKey is where Docker and Kubernetes users mount the key
 // (the default of Flags.MachineKey, which kong reads from its tag).
 const defaultMachineKey = "/run/secrets/machine.kek"
+
+// ovInitName is ov-init's own name: its parser's, and the start of its lines.
+const ovInitName = "ov-init"
 
 // Version is set at build time (-ldflags -X); ov reports it too.
 var Version = "dev"
@@ -57,13 +61,15 @@ func Main(sigs *reaper.Signals) int {
 // Flags it filled, vault the --vault it read (which counts only if given:
 // otherwise ov-init looks in its default places), command kong's
 // passthrough argument and env the environment kong read the OV_*
-// variables from. Which settings were given, and which variables configure
-// ov-init rather than the app, come from ctx's model of the flags, so the
-// two commands cannot drift apart.
+// variables from. Which settings were given, which variables configure
+// ov-init rather than the app, and the name every line of the run starts
+// with (the parser's: "ov" for `ov run`, see Options.Prog) come from ctx's
+// model, so the two commands cannot drift apart.
 func New(ctx *kong.Context, f Flags, vault string, command, env []string) Options {
 	o := Options{
 		Flags:   f,
 		Command: commandOf(ctx.Args, command),
+		prog:    ctx.Model.Name,
 		given:   map[string]bool{},
 	}
 	var names []string
@@ -116,7 +122,7 @@ func parse(args, env []string) (Options, int, bool) {
 	var c cli
 	exit := -1
 	parser, err := kong.New(&c,
-		kong.Name("ov-init"),
+		kong.Name(ovInitName),
 		kong.Description(intro+"\n\n"+exitcode.Help()),
 		kong.Vars{"version": "ov-init " + Version},
 		kong.ExplicitGroups([]kong.Group{{Key: secretsGroup, Title: "Secrets mode (with --app)"}}),
@@ -188,8 +194,9 @@ func plain(args, env []string) (Options, bool) {
 			return Options{}, false
 		}
 	}
-	o := Options{Command: args, Env: env, given: map[string]bool{}}
+	o := Options{Command: args, Env: env, prog: ovInitName, given: map[string]bool{}}
 	o.MachineKey = defaultMachineKey
+	o.SecretsAs, o.SecretsDir = secretfiles.AsEnv, secretfiles.DefaultDir
 	return o, true
 }
 

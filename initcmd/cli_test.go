@@ -5,6 +5,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/ov-init/ov-init/execstage"
 )
 
 func TestPlainMatchesKong(t *testing.T) {
@@ -99,6 +103,7 @@ func FuzzCommandLine(f *testing.F) {
 	f.Add("--rewrite\x00TERM:QUIT\x00app", "OV_GRACE=1s")
 	f.Add("-e\x00300\x00--\x00app", "OV_REMAP_EXIT=1,2")
 	f.Add("--app\x00web\x00--secrets\x00A,B\x00--\x00env", "OV_USER=1:1")
+	f.Add("--app\x00web\x00--secrets-as\x00files\x00--secrets\x00A,B:memfd\x00--\x00env", "OV_SECRETS_DIR=/run/ov")
 	f.Fuzz(func(t *testing.T, args, setting string) {
 		argv := strings.Split(args, "\x00")
 		env := []string{"PATH=/bin"}
@@ -141,4 +146,49 @@ func FuzzParseRewrite(f *testing.F) {
 			t.Fatalf("parseRewrite(%q) = %d:%d, outside 1..64 / 0..64", spec, from, to)
 		}
 	})
+}
+
+// `ov run` is ov-init under ov's parser: every line it prints, its exec
+// stage's and the reaper's included, starts "ov: "; ov-init's "ov-init: "
+// (issue 11). The name comes from the parser, so neither command sets it.
+func TestProgIsTheParsersName(t *testing.T) {
+	args := []string{"--app", "web", "--", "app"}
+	o, _, ok := parse(args, nil)
+	if !ok {
+		t.Fatal("parse failed")
+	}
+	fast, _ := plain([]string{"--", "app"}, nil)
+	var run struct {
+		Flags   `embed:""`
+		Command []string `arg:"" optional:"" passthrough:"partial"`
+	}
+	p := kong.Must(&run, kong.Name("ov"), kong.ExplicitGroups([]kong.Group{{Key: secretsGroup, Title: "secrets"}}))
+	ctx, err := p.Parse(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{{o, "ov-init"}, {fast, "ov-init"}, {New(ctx, run.Flags, "", run.Command, nil), "ov"}} {
+		if got := c.o.Prog(); got != c.want {
+			t.Errorf("Prog() = %q, want %q", got, c.want)
+		}
+		cfg, err := c.o.config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Prog != c.want {
+			t.Errorf("reaper.Config.Prog = %q, want %q", cfg.Prog, c.want)
+		}
+		if c.o.App == "" {
+			continue
+		}
+		if _, err := c.o.secretsMode(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		if got := execstage.Prog(cfg.Argv); got != c.want {
+			t.Errorf("the exec stage (argv %q) speaks as %q, want %q", cfg.Argv, got, c.want)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/privs"
 	"github.com/ov-init/ov-init/reaper"
+	"github.com/ov-init/ov-init/secretfiles"
 	"github.com/ov-init/ov-init/signame"
 	"github.com/ov-init/ov-init/vault"
 )
@@ -32,8 +33,10 @@ type Flags struct {
 
 	App         string   `env:"OV_APP" placeholder:"NAME" group:"secrets" help:"Secrets mode: inject the secrets of app NAME from the vault."`
 	MachineKey  string   `env:"OV_MACHINE_KEY" default:"/run/secrets/machine.kek" placeholder:"PATH" group:"secrets" help:"The 32-byte machine key file, mode 0600, owned by ov-init's uid (default: ${default})."`
-	Secrets     []string `env:"OV_SECRETS" placeholder:"A,B" group:"secrets" help:"Inject only these secrets (a missing one is an error)."`
-	PreserveEnv bool     `env:"OV_PRESERVE_ENV" group:"secrets" help:"An inherited variable wins over a secret of the same name."`
+	Secrets     []string `env:"OV_SECRETS" placeholder:"A,B" group:"secrets" help:"Inject only these secrets (a missing one is an error); NAME:env, NAME:file or NAME:memfd chooses how one of them reaches the app."`
+	PreserveEnv bool     `env:"OV_PRESERVE_ENV" group:"secrets" help:"An inherited variable wins over a secret of the same name (and an inherited NAME_FILE over a secret delivered as a file)."`
+	SecretsAs   string   `env:"OV_SECRETS_AS" enum:"env,files,memfd" default:"env" placeholder:"env|files|memfd" group:"secrets" help:"How the app gets its secrets: env (NAME=value); files (NAME_FILE=DIR/NAME, a 0400 file of the app's user in --secrets-dir, which must be on tmpfs or ramfs; removed when the app exits); memfd (NAME_FILE=/proc/self/fd/N, a sealed memfd on no file system)."`
+	SecretsDir  string   `env:"OV_SECRETS_DIR" default:"/run/ov" placeholder:"DIR" group:"secrets" help:"Where --secrets-as files writes: an existing directory on tmpfs or ramfs, owned by ov-init's uid or the app's, empty, not sticky (default: ${default})."`
 	User        string   `short:"u" env:"OV_USER" placeholder:"USER[:GROUP]" help:"Run the app as this user (after the key is read); names from the image's /etc/passwd and /etc/group. The app starts with no_new_privs and, unless USER is root, no capabilities in its bounding set."`
 	// AllowNewPrivs keeps the app's way back to privilege open.
 	AllowNewPrivs bool `env:"OV_ALLOW_NEW_PRIVS" help:"With --user: let setuid binaries and file capabilities raise the app's privileges again (no no_new_privs, bounding set kept). Off by default."`
@@ -50,6 +53,11 @@ type Options struct {
 	Command []string // the app's argv
 	Env     []string // ov-init's environment, OV_* settings removed
 
+	// prog names the program in every line a run prints, its exec
+	// stage's and the reaper's included: the kong parser's name, "ov"
+	// for `ov run`; "" is ov-init (see Prog).
+	prog string
+
 	// given records which secrets-mode settings were given at all (as a
 	// flag or an OV_* variable, even empty), so that an empty --app or
 	// --secrets, or a key or vault without --app, fails closed instead of
@@ -62,22 +70,37 @@ type Options struct {
 func Run(o Options, sigs *reaper.Signals) int {
 	cfg, err := o.config()
 	if err != nil {
-		return fail(exitcode.Usage, err)
+		return o.fail(exitcode.Usage, err)
 	}
 	mode := o.plainMode
 	if o.App != "" {
 		mode = o.secretsMode
 	}
 	if status, err := mode(&cfg); err != nil {
-		return fail(status, err)
+		return o.fail(status, err)
 	}
 	return reaper.Run(cfg, sigs)
 }
 
 // fail writes err as ov-init's one line on stderr and returns status.
 func fail(status int, err error) int {
-	fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(err.Error()))
+	return Options{}.fail(status, err)
+}
+
+// fail writes err as the run's one line on stderr, "ov-init: " or, for
+// `ov run`, "ov: " first, and returns status.
+func (o Options) fail(status int, err error) int {
+	fmt.Fprintf(os.Stderr, "%s: %s\n", o.Prog(), shellquote.Line(err.Error()))
 	return status
+}
+
+// Prog is the program whose lines the run prints: "ov" for `ov run`,
+// else "ov-init".
+func (o Options) Prog() string {
+	if o.prog == "" {
+		return ovInitName
+	}
+	return o.prog
 }
 
 // plainMode makes cfg start the command itself: looked up in ov-init's PATH,
@@ -105,7 +128,7 @@ func (o Options) plainMode(cfg *reaper.Config) (int, error) {
 		cfg.Env = envlist.Set(cfg.Env, "HOME", acct.Home)
 	}
 	if !o.AllowNewPrivs {
-		cfg.Restrict = restrict(acct.Credential.Uid, o.Verbose)
+		cfg.Restrict = restrict(o.Prog(), acct.Credential.Uid, o.Verbose)
 	}
 	return 0, nil
 }
@@ -126,6 +149,11 @@ func (o Options) secretsMode(cfg *reaper.Config) (int, error) {
 		User:        o.User,
 		Verbose:     o.Verbose,
 		NoNewPrivs:  o.User != "" && !o.AllowNewPrivs,
+		SecretsAs:   o.secretsAs(),
+	}
+	if secretfiles.UsesFiles(stage.SecretsAs, o.Secrets) {
+		stage.SecretsDir = filepath.Clean(o.SecretsDir)
+		cfg.StageCleanup = clearSecretsDir(stage.SecretsDir)
 	}
 	b, err := stage.MarshalBinary()
 	if err != nil {
@@ -133,9 +161,32 @@ func (o Options) secretsMode(cfg *reaper.Config) (int, error) {
 	}
 	cfg.StageFD = reaper.FreeFD()
 	cfg.Path = self
-	cfg.Argv = execstage.Argv(cfg.StageFD, o.Command)
+	cfg.Argv = execstage.Argv(o.Prog(), cfg.StageFD, o.Command)
 	cfg.StageConfig = b
 	return 0, nil
+}
+
+// secretsAs is --secrets-as, env when unset (the plain fast path leaves it
+// so, as kong's default would).
+func (o Options) secretsAs() string {
+	if o.SecretsAs == "" {
+		return secretfiles.AsEnv
+	}
+	return o.SecretsAs
+}
+
+// clearSecretsDir is PID 1's clean-up of --secrets-as files: when the app
+// has exited, however it ended, the files the exec stage wrote are
+// removed, by name (see secretfiles.Clear).
+func clearSecretsDir(dir string) func(logf func(int, string, ...any)) {
+	return func(logf func(int, string, ...any)) {
+		n, err := secretfiles.Clear(dir)
+		if err != nil {
+			logf(0, "%s", shellquote.Line(err.Error()))
+			return
+		}
+		logf(1, "removed %d secret files from %s", n, shellquote.Quote(dir))
+	}
 }
 
 // self is the executable the exec stage runs from: ov-init itself (or ov,
@@ -145,11 +196,11 @@ const self = "/proc/self/exe"
 
 // restrict is plain mode's Config.Restrict with --user: no_new_privs, and
 // an empty bounding set unless the app runs as root.
-func restrict(uid uint32, verbose int) func() error {
+func restrict(prog string, uid uint32, verbose int) func() error {
 	return func() error {
 		kept, err := privs.Restrict(uid != 0)
 		if kept != nil && verbose >= 1 {
-			fmt.Fprintf(os.Stderr, "ov-init: %s\n", shellquote.Line(kept.Error()))
+			fmt.Fprintf(os.Stderr, "%s: %s\n", prog, shellquote.Line(kept.Error()))
 		}
 		return err
 	}
@@ -166,6 +217,7 @@ func (o Options) config() (reaper.Config, error) {
 		Grace:     o.Grace,
 		Verbose:   o.Verbose,
 		Log:       os.Stderr,
+		Prog:      o.Prog(),
 	}
 	var err error
 	if err = checkCommand(o.Command); err != nil {
@@ -252,7 +304,10 @@ func (o Options) checkSecretsMode() error {
 	if err := o.checkNeedsApp(); err != nil {
 		return err
 	}
-	return o.checkSecrets()
+	if err := o.checkSecrets(); err != nil {
+		return err
+	}
+	return o.checkSecretsDir()
 }
 
 // checkApp: an --app that was given, even empty, must be a valid name.
@@ -271,7 +326,7 @@ func (o Options) checkNeedsApp() error {
 	if o.App != "" {
 		return nil
 	}
-	for _, name := range []string{"machine-key", "vault", "secrets", "preserve-env"} {
+	for _, name := range []string{"machine-key", "vault", "secrets", "preserve-env", "secrets-as", "secrets-dir"} {
 		if o.given[name] {
 			return fmt.Errorf("--%s needs --app NAME (secrets mode); without --app ov-init injects no secrets", name)
 		}
@@ -283,7 +338,7 @@ func (o Options) checkNeedsApp() error {
 }
 
 // checkSecrets: a --secrets that was given names at least one secret, each
-// a valid name.
+// a valid name, NAME:HOW with a known HOW, and no name twice in two ways.
 func (o Options) checkSecrets() error {
 	if !o.given["secrets"] {
 		return nil
@@ -291,10 +346,31 @@ func (o Options) checkSecrets() error {
 	if len(o.Secrets) == 0 {
 		return errors.New("--secrets / OV_SECRETS is empty: name the secrets to inject, or leave it unset for all of them")
 	}
-	for _, name := range o.Secrets {
-		if err := vault.ValidSecretName(name); err != nil {
+	how := map[string]string{}
+	for _, spec := range o.Secrets {
+		name, h, err := secretfiles.ParseSpec(spec)
+		if err != nil {
 			return fmt.Errorf("--secrets: %v", err)
 		}
+		if prev, seen := how[name]; seen && prev != h {
+			return fmt.Errorf("--secrets names %s twice, in two ways; fix: name it once", name)
+		}
+		how[name] = h
+	}
+	return nil
+}
+
+// checkSecretsDir: --secrets-dir is an absolute path, and is given only
+// when a secret goes there (a setting that does nothing is a mistake).
+func (o Options) checkSecretsDir() error {
+	if !o.given["secrets-dir"] {
+		return nil
+	}
+	if !filepath.IsAbs(o.SecretsDir) {
+		return fmt.Errorf("--secrets-dir / OV_SECRETS_DIR %q: want an absolute path, such as /run/ov", o.SecretsDir)
+	}
+	if !secretfiles.UsesFiles(o.secretsAs(), o.Secrets) {
+		return errors.New("--secrets-dir / OV_SECRETS_DIR is where --secrets-as files (or --secrets NAME:file) writes, and no secret is delivered as a file: drop it, or add --secrets-as files")
 	}
 	return nil
 }

@@ -56,6 +56,26 @@ func TestConfigRules(t *testing.T) {
 		{"SecretsGivenEmpty", with(func(o *Options) { o.App, o.given["secrets"] = "web", true }), "--secrets / OV_SECRETS is empty"},
 		{"SecretsInvalidName", with(func(o *Options) { o.App, o.Secrets, o.given["secrets"] = "web", []string{"A", "B-C"}, true }), "--secrets:"},
 		{"SecretsNamed", with(func(o *Options) { o.App, o.Secrets, o.given["secrets"] = "web", []string{"A", "B_2"}, true }), ""},
+		// Issue 12: secrets as files or memfds.
+		{"SecretsAsWithoutApp", with(func(o *Options) { o.SecretsAs, o.given["secrets-as"] = "files", true }), "--secrets-as needs --app NAME"},
+		{"SecretsDirWithoutApp", with(func(o *Options) { o.SecretsDir, o.given["secrets-dir"] = "/run/ov", true }), "--secrets-dir needs --app NAME"},
+		{"SecretsNamedHow", with(func(o *Options) {
+			o.App, o.Secrets, o.given["secrets"] = "web", []string{"A:env", "B:file", "C:memfd", "D", "B:file"}, true
+		}), ""},
+		{"SecretsUnknownHow", with(func(o *Options) { o.App, o.Secrets, o.given["secrets"] = "web", []string{"A:files"}, true }), "NAME:file"},
+		{"SecretsNamedTwiceInTwoWays", with(func(o *Options) { o.App, o.Secrets, o.given["secrets"] = "web", []string{"A", "A:file"}, true }), "names A twice"},
+		{"SecretsDirForFiles", with(func(o *Options) {
+			o.App, o.SecretsAs, o.SecretsDir, o.given["secrets-dir"] = "web", "files", "/run/x", true
+		}), ""},
+		{"SecretsDirForOneFile", with(func(o *Options) {
+			o.App, o.Secrets, o.SecretsDir, o.given["secrets"], o.given["secrets-dir"] = "web", []string{"A", "B:file"}, "/x", true, true
+		}), ""},
+		{"SecretsDirRelative", with(func(o *Options) {
+			o.App, o.SecretsAs, o.SecretsDir, o.given["secrets-dir"] = "web", "files", "run/ov", true
+		}), "want an absolute path"},
+		{"SecretsDirWithoutFiles", with(func(o *Options) {
+			o.App, o.SecretsAs, o.SecretsDir, o.given["secrets-dir"] = "web", "memfd", "/run/ov", true
+		}), "no secret is delivered as a file"},
 		// The first broken rule is the one reported.
 		{"FirstRuleWins", with(func(o *Options) { o.Command, o.Grace, o.given["vault"] = nil, -1, true }), "no command given"},
 	} {
@@ -161,7 +181,7 @@ func TestSecretsModeStartsTheExecStage(t *testing.T) {
 	if status, err := o.secretsMode(&cfg); status != 0 || err != nil {
 		t.Fatalf("secretsMode: %d, %v", status, err)
 	}
-	if cfg.Path != "/proc/self/exe" || cfg.StageFD < 3 || !slices.Equal(cfg.Argv, execstage.Argv(cfg.StageFD, o.Command)) {
+	if cfg.Path != "/proc/self/exe" || cfg.StageFD < 3 || !slices.Equal(cfg.Argv, execstage.Argv("ov-init", cfg.StageFD, o.Command)) {
 		t.Errorf("path %q, fd %d, argv %q: want ov-init itself as the exec stage", cfg.Path, cfg.StageFD, cfg.Argv)
 	}
 	if !execstage.Requested(cfg.Argv) {
@@ -171,7 +191,7 @@ func TestSecretsModeStartsTheExecStage(t *testing.T) {
 	if err := stage.UnmarshalBinary(cfg.StageConfig); err != nil {
 		t.Fatal(err)
 	}
-	want := execstage.Config{App: "web", MachineKey: "/k", Vault: "/v", Secrets: []string{"A"}, PreserveEnv: true, User: "1001", Verbose: 1, NoNewPrivs: true}
+	want := execstage.Config{App: "web", MachineKey: "/k", Vault: "/v", Secrets: []string{"A"}, PreserveEnv: true, User: "1001", Verbose: 1, NoNewPrivs: true, SecretsAs: "env"}
 	if !reflect.DeepEqual(stage, want) {
 		t.Errorf("stage config %+v, want %+v", stage, want)
 	}

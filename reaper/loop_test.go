@@ -30,12 +30,20 @@ func quiet(cfg Config) *supervisor {
 // and the config the stage read.
 func stage(t *testing.T, answer []byte) (int, string) {
 	t.Helper()
+	v, config, _ := stageLeaving(t, answer)
+	return v, config
+}
+
+// stageLeaving is stage, and whether handOff saw StageLeavesFiles.
+func stageLeaving(t *testing.T, answer []byte) (int, string, bool) {
+	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	child := os.NewFile(uintptr(fds[1]), "stage")
-	verdict := handOff(os.NewFile(uintptr(fds[0]), "pid1"), []byte("the config"))
+	var left bool
+	verdict := handOff(os.NewFile(uintptr(fds[0]), "pid1"), []byte("the config"), &left)
 	config, err := io.ReadAll(child)
 	if err != nil {
 		t.Fatal(err)
@@ -44,10 +52,10 @@ func stage(t *testing.T, answer []byte) (int, string) {
 	child.Close()
 	select {
 	case v := <-verdict:
-		return v, string(config)
+		return v, string(config), left
 	case <-time.After(5 * time.Second):
 		t.Fatal("no verdict")
-		return 0, ""
+		return 0, "", false
 	}
 }
 
@@ -65,6 +73,62 @@ func TestHandOffVerdicts(t *testing.T) {
 		v, config := stage(t, c.answer)
 		if v != c.want || config != "the config" {
 			t.Errorf("%s: verdict %d, stage read %q; want %d and the config", c.name, v, config, c.want)
+		}
+	}
+}
+
+// The stage's notice that it leaves files for the app is no verdict: it
+// comes before the 0 of execve, or before a failure status (issue 12).
+func TestHandOffNoticeOfFilesIsNoVerdict(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		answer []byte
+		want   int
+		left   bool
+	}{
+		{"AppStarts", []byte{StageLeavesFiles, 0}, stageExeced, true},
+		{"FailsAfterWriting", []byte{StageLeavesFiles, exitcode.Config}, exitcode.Config, true},
+		{"ExecveFailed", []byte{StageLeavesFiles, 0, exitcode.NotFound}, exitcode.NotFound, true},
+		{"DiesAfterTheNotice", []byte{StageLeavesFiles}, stageSilent, true},
+		{"NoNotice", []byte{0}, stageExeced, false},
+		{"FailsBeforeWriting", []byte{exitcode.Config}, exitcode.Config, false},
+	} {
+		v, _, left := stageLeaving(t, c.answer)
+		if v != c.want || left != c.left {
+			t.Errorf("%s: verdict %d, left %v; want %d, %v", c.name, v, left, c.want, c.left)
+		}
+	}
+	for _, s := range exitcode.Table {
+		if s.Code == StageLeavesFiles {
+			t.Errorf("StageLeavesFiles is status %d of ov-init's own (%s)", s.Code, s.Help)
+		}
+	}
+}
+
+// finish runs StageCleanup when, and only when, the stage sent its notice,
+// whatever the verdict; and before the exit status is decided.
+func TestStageCleanupRunsOnlyAfterTheNotice(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		left    bool
+		verdict int
+		want    bool
+	}{
+		{"AppRan", true, stageExeced, true},
+		{"StageFailedAfterWriting", true, exitcode.Config, true},
+		{"StageDiedAfterWriting", true, stageSilent, true},
+		{"StageRefusedBeforeWriting", false, exitcode.Config, false},
+		{"PlainApp", false, stageExeced, false},
+	} {
+		ran := 0
+		r := quiet(Config{StageCleanup: func(func(int, string, ...any)) { ran++ }})
+		r.sigs = &Signals{c: make(chan os.Signal, 1), chld: make(chan os.Signal, 1)}
+		r.stageLeft = c.left
+		r.takeVerdict(c.verdict)
+		r.exited = true
+		r.finish()
+		if (ran == 1) != c.want || ran > 1 {
+			t.Errorf("%s: StageCleanup ran %d times, want %v", c.name, ran, c.want)
 		}
 	}
 }
@@ -167,6 +231,26 @@ func TestForkErrorSaysWhoseFailureItIs(t *testing.T) {
 	}
 }
 
+// `ov run` is ov-init under another name: its lines say "ov: " (issue 11).
+// Unset, Prog is ov-init's.
+func TestLogLinesStartWithProg(t *testing.T) {
+	for prog, want := range map[string]string{"": "ov-init: ", "ov-init": "ov-init: ", "ov": "ov: "} {
+		var log strings.Builder
+		r := quiet(Config{Argv: []string{"app"}, Log: &log, Prog: prog, Verbose: 1})
+		r.startFailed(forkError("app", syscall.EAGAIN))
+		r.logf(1, "a diagnostic with a %% in it")
+		lines := strings.SplitAfter(log.String(), "\n")
+		if len(lines) != 3 || lines[2] != "" || lines[1] != want+"a diagnostic with a % in it\n" {
+			t.Errorf("Prog %q: log %q, want two lines starting %q", prog, log.String(), want)
+		}
+		for _, l := range lines[:2] {
+			if !strings.HasPrefix(l, want) {
+				t.Errorf("Prog %q: line %q, want it to start %q", prog, l, want)
+			}
+		}
+	}
+}
+
 func TestStageSocketPassesInheritedDescriptorsFirst(t *testing.T) {
 	r := quiet(Config{StageFD: 5})
 	attr := r.procAttr()
@@ -201,7 +285,8 @@ func TestConfigIsSentAheadAndTheRestAfter(t *testing.T) {
 		if size == 8<<20 && len(rest) == 0 {
 			t.Errorf("%d bytes all sent ahead: the socket buffer cannot hold that, so sendAhead blocked", size)
 		}
-		verdict := handOff(pid1, rest)
+		var left bool
+		verdict := handOff(pid1, rest, &left)
 		got, err := io.ReadAll(child)
 		if err != nil || !bytes.Equal(got, config) {
 			t.Errorf("%d bytes: the stage read %d bytes (%v)", size, len(got), err)

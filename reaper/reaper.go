@@ -39,6 +39,15 @@ type Config struct {
 	StageFD     int
 	StageConfig []byte
 
+	// StageCleanup, when set, runs once the app (or its exec stage) has
+	// exited, before what it left behind is stopped, if the stage sent
+	// StageLeavesFiles: it removes what the stage left for the app (the
+	// secret files, by name: PID 1 never reads them), and says what it
+	// did through logf (level 0 always shows). It runs on every way the
+	// app ends: its own exit, its crash, a forwarded signal, the grace's
+	// SIGKILL, and a stage that fails or dies after the notice.
+	StageCleanup func(logf func(level int, format string, args ...any))
+
 	// Restrict, when set, runs on the thread that forks the app, just
 	// before the fork, to change per-thread state the app inherits and
 	// nothing can undo (no_new_privs, the capability bounding set). That
@@ -53,7 +62,10 @@ type Config struct {
 	Grace     time.Duration                     // see Run
 
 	Verbose int
-	Log     io.Writer // diagnostics, one line each, prefixed "ov-init: "
+	Log     io.Writer // diagnostics, one line each, prefixed Prog + ": "
+	// Prog names the program in Log's lines: "ov" for `ov run`;
+	// "ov-init" when empty.
+	Prog string
 }
 
 // Run starts the app and supervises it until it exits, then stops whatever
@@ -81,6 +93,7 @@ type supervisor struct {
 	status syscall.WaitStatus // ... with this wait status
 
 	verdict   <-chan int       // the exec stage's verdict, until it comes (see handOff)
+	stageLeft bool             // the stage sent StageLeavesFiles (set by handOff before the verdict)
 	stageFail int              // the exec stage's failure status, stageSilent, or stageExeced
 	running   bool             // the app runs: forward rather than hold
 	held      []syscall.Signal // signals that came before the app ran
@@ -304,7 +317,11 @@ func (r *supervisor) errorf(format string, args ...any) {
 	if r.cfg.Log == nil || r.logBroken {
 		return
 	}
-	line := []byte(fmt.Sprintf("ov-init: "+format+"\n", args...))
+	prog := r.cfg.Prog
+	if prog == "" {
+		prog = "ov-init"
+	}
+	line := []byte(prog + ": " + fmt.Sprintf(format, args...) + "\n")
 	var err error
 	if f, ok := r.cfg.Log.(*os.File); ok {
 		// Not f.Write: on EPIPE to stderr os.File raises a second SIGPIPE.

@@ -45,7 +45,7 @@ func (r *supervisor) start() error {
 		r.running = true
 		return nil
 	}
-	r.verdict = handOff(stage, rest)
+	r.verdict = handOff(stage, rest, &r.stageLeft)
 	return nil
 }
 
@@ -125,6 +125,13 @@ const (
 	stageSilent = -2 // it ended without a word: killed, or it could not write
 )
 
+// StageLeavesFiles is the byte the exec stage sends just before it starts
+// to leave something for the app that PID 1 must remove when the app ends
+// (the secret files of --secrets-as files): from then on, whatever happens,
+// Config.StageCleanup runs. It is never a status: ov-init's own statuses
+// are 2 and above (see exitcode).
+const StageLeavesFiles = 1
+
 // handOff sends the exec stage the rest of its configuration that
 // sendAhead left, in the background, and returns the channel of its
 // verdict. The stage writes a 0 byte just before
@@ -132,8 +139,9 @@ const (
 // end of file means the app runs. Any other byte, first or after the 0
 // (execve failed), is the stage's failure status. End of file with no byte
 // at all means the stage died before it could say anything, which is never
-// taken for the app.
-func handOff(stage *os.File, rest []byte) <-chan int {
+// taken for the app. A StageLeavesFiles byte on the way sets *left before
+// the verdict is sent.
+func handOff(stage *os.File, rest []byte, left *bool) <-chan int {
 	verdict := make(chan int, 1)
 	go func() {
 		defer stage.Close()
@@ -148,11 +156,15 @@ func handOff(stage *os.File, rest []byte) <-chan int {
 		for {
 			n, err := stage.Read(b[:])
 			if n == 1 {
-				if b[0] != 0 {
+				switch b[0] {
+				case 0:
+					v = stageExeced
+				case StageLeavesFiles:
+					*left = true
+				default:
 					verdict <- int(b[0])
 					return
 				}
-				v = stageExeced
 			}
 			if err != nil {
 				verdict <- v

@@ -22,6 +22,10 @@ func (r *supervisor) finish() int {
 		// verdict is on its way.
 		r.takeVerdict(<-r.verdict)
 	}
+	if r.stageLeft && r.cfg.StageCleanup != nil {
+		// At once: the app is gone, whatever it left behind.
+		r.cfg.StageCleanup(r.logf)
+	}
 	if r.termTimer != nil {
 		r.termTimer.Stop()
 	}

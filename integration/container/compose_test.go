@@ -208,11 +208,14 @@ func containerOutput(t *testing.T, id string) (stdout, stderr string) {
 	return out.String(), errOut.String()
 }
 
+// exampleVaultPassword is the master password of newExampleVault's vaults.
+const exampleVaultPassword = "example vault password"
+
 // newExampleVault writes a vault holding one app with secrets at vaultPath,
 // and the app's scoped machine key (root's, 0600) at keyPath.
 func newExampleVault(t *testing.T, vaultPath, keyPath, app string, secrets map[string]string) {
 	t.Helper()
-	v, root, err := vault.New([]byte("example vault password"))
+	v, root, err := vault.New([]byte(exampleVaultPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,8 @@ import (
 
 	"github.com/ory/dockertest/v3/docker"
 	"golang.org/x/sys/unix"
+
+	"github.com/ov-init/ov-init/vault"
 )
 
 // The example manifests, relative to the repository root.
@@ -238,14 +240,36 @@ func newK8sPod(t *testing.T) *k8sPod {
 	dir := t.TempDir()
 	vaultPath, keyPath := filepath.Join(dir, "vault.json"), filepath.Join(dir, "machine.kek")
 	newExampleVault(t, vaultPath, keyPath, r.app, k8sSecrets)
-	vaultJSON, err := os.ReadFile(vaultPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vaultVolume := k8sVolume(t, map[string][]byte{"vault.json": vaultJSON}, 0o644, 0)
+	// The ConfigMap holds what deploy/kubernetes/README.md puts there: the
+	// export of the app, not the vault.
+	vaultVolume := k8sVolume(t, map[string][]byte{"vault.json": exportExampleVault(t, vaultPath, r.app)}, 0o644, 0)
 	p := &k8sPod{recipe: r, user: "0:0", capAdd: r.capAdd, keyFile: keyPath}
 	p.binds = []string{k8sSubPath(t, vaultVolume, "vault.json") + ":" + r.vaultPath + ":ro"}
 	return p
+}
+
+// exportExampleVault returns the export of app from the vault that
+// newExampleVault wrote at vaultPath, as `ov vault export` writes it.
+func exportExampleVault(t *testing.T, vaultPath, app string) []byte {
+	t.Helper()
+	v, err := vault.Load(vaultPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := v.Unlock([]byte(exampleVaultPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Wipe()
+	exp, err := v.Export(root, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := exp.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // secretVolume mounts the key from a secret volume of the given mode and

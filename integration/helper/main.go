@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -74,6 +76,10 @@ func main() {
 		reaped(atoi(arg(0)))
 	case "with-signals": // with-signals IGN,.. BLK,.. CMD...: exec CMD with those ignored and blocked
 		withSignals(arg(0), arg(1), os.Args[4:])
+	case "files": // files [sleep]: read every NAME_FILE, print what it found as JSON (never a value); sleep: then "ready" and block
+		secretFiles(arg(0) == "sleep")
+	case "spawn": // spawn [--cloexec-secrets] CMD...: run CMD as a child (os/exec), after marking the NAME_FILE descriptors close-on-exec if asked
+		spawn(os.Args[2:])
 	default:
 		fmt.Fprintf(os.Stderr, "helper: unknown mode %q\n", os.Args[1])
 		os.Exit(64)
@@ -370,4 +376,106 @@ func quiet(file string) {
 			os.Exit(0)
 		}
 	}
+}
+
+// secretFile is what the files mode reports of one NAME_FILE: where it
+// points and what is there, the content by length and SHA-256 only.
+type secretFile struct {
+	Path    string `json:"path"`
+	Err     string `json:"err,omitempty"`
+	Size    int    `json:"size"`
+	SHA256  string `json:"sha256"`
+	Mode    string `json:"mode"`
+	UID     uint32 `json:"uid"`
+	GID     uint32 `json:"gid"`
+	FS      string `json:"fs"`             // tmpfs, ramfs or the statfs magic
+	Link    string `json:"link,omitempty"` // for /proc/self/fd/N: the descriptor's target
+	DirMode string `json:"dirmode,omitempty"`
+	DirUID  uint32 `json:"diruid,omitempty"`
+	Seals   int    `json:"seals,omitempty"` // for a memfd: F_GET_SEALS
+}
+
+// held keeps what secretFiles read, so that a memory scan of the app finds it.
+var held [][]byte
+
+func secretFiles(sleep bool) {
+	out := struct {
+		Env   []string              `json:"env"`
+		Files map[string]secretFile `json:"files"`
+	}{Env: os.Environ(), Files: map[string]secretFile{}}
+	for _, kv := range os.Environ() {
+		k, path, _ := strings.Cut(kv, "=")
+		if !strings.HasSuffix(k, "_FILE") {
+			continue
+		}
+		f := secretFile{Path: path}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Err = err.Error()
+		}
+		held = append(held, b)
+		f.Size = len(b)
+		f.SHA256 = fmt.Sprintf("%x", sha256.Sum256(b))
+		var st unix.Stat_t
+		if unix.Stat(path, &st) == nil {
+			f.Mode, f.UID, f.GID = fmt.Sprintf("%04o", st.Mode&0o7777), st.Uid, st.Gid
+		}
+		var sfs unix.Statfs_t
+		if unix.Statfs(path, &sfs) == nil {
+			switch sfs.Type {
+			case 0x01021994:
+				f.FS = "tmpfs"
+			case 0x858458f6:
+				f.FS = "ramfs"
+			default:
+				f.FS = fmt.Sprintf("%#x", sfs.Type)
+			}
+		}
+		if rest, ok := strings.CutPrefix(path, "/proc/self/fd/"); ok {
+			f.Link, _ = os.Readlink(path)
+			if fd, err := strconv.Atoi(rest); err == nil {
+				f.Seals, _ = unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+			}
+		} else if unix.Stat(filepath.Dir(path), &st) == nil {
+			f.DirMode, f.DirUID = fmt.Sprintf("%04o", st.Mode&0o7777), st.Uid
+		}
+		out.Files[k] = f
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		os.Exit(70)
+	}
+	if !sleep {
+		return
+	}
+	fmt.Println("ready")
+	for {
+		unix.Pause()
+	}
+}
+
+// spawn runs argv as a child the way a Go program does (os/exec, which
+// passes on every descriptor that is not close-on-exec) and exits with its
+// status. With --cloexec-secrets it first marks the descriptors that the
+// NAME_FILE=/proc/self/fd/N variables name close-on-exec, as README tells
+// an app that starts children to do.
+func spawn(argv []string) {
+	if len(argv) > 0 && argv[0] == "--cloexec-secrets" {
+		argv = argv[1:]
+		for _, kv := range os.Environ() {
+			k, path, _ := strings.Cut(kv, "=")
+			if rest, ok := strings.CutPrefix(path, "/proc/self/fd/"); ok && strings.HasSuffix(k, "_FILE") {
+				if fd, err := strconv.Atoi(rest); err == nil {
+					unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+				}
+			}
+		}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(70)
+	}
+	os.Exit(cmd.ProcessState.ExitCode())
 }
