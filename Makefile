@@ -25,6 +25,7 @@ bin/ov:
 test: build lint
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
 	./scripts/docker-up
+	./scripts/debian-images
 	./scripts/compose-v2
 	$(GO) test -count=1 -p 1 -timeout 30m ./integration/...
 	@$(MAKE) --no-print-directory fuzz
