@@ -15,6 +15,15 @@ func main() {
 	for _, name := range []string{"DATABASE_URL", "API_TOKEN"} {
 		if v, ok := os.LookupEnv(name); ok {
 			fmt.Printf("server: %s is set (%d characters)\n", name, len(v))
+		} else if path, ok := os.LookupEnv(name + "_FILE"); ok {
+			// The NAME_FILE convention (ov-init --secrets-as files or
+			// memfd): the value is in the file, never in the environment.
+			b, err := os.ReadFile(path)
+			if err != nil {
+				fmt.Printf("server: %s_FILE is set, but: %v\n", name, err)
+				continue
+			}
+			fmt.Printf("server: %s_FILE is set (%s, %d characters)\n", name, path, len(b))
 		} else {
 			fmt.Printf("server: %s is not set\n", name)
 		}
