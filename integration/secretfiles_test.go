@@ -512,7 +512,40 @@ func TestSecretFilesBadInputIsRefused(t *testing.T) {
 		{"DirIsShared", func(t *testing.T, s *sfSetup) ([]string, []string) {
 			memMount(t, "tmpfs", s.dir, "mode=1777")
 			return s.filesFlags(), nil
-		}, []string{"sticky bit", "mode=0700"}},
+		}, []string{"has the sticky bit (mode 1777) and is writable by group or others", "mode=0700"}},
+		// Whoever can write to a directory above the secrets dir can
+		// rename it away once ov-init has checked it and put a directory
+		// of their own, with their values, in its place: the app opens
+		// NAME_FILE by path (and PID 1 would clear their directory).
+		{"DirUnderADirectoryOfAnotherUser", func(t *testing.T, s *sfSetup) ([]string, []string) {
+			q := memMount(t, "tmpfs", filepath.Join(filepath.Dir(s.dir), "q"), "mode=0755,uid=10002,gid=10002")
+			s.dir = filepath.Join(q, "ov")
+			if err := os.Mkdir(s.dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return s.filesFlags("--user", "1001:1001"), nil
+		}, []string{"/q\", a directory above it, is owned by uid 10002, not by root", "fix:", "/run/ov"}},
+		{"DirMountedUnderADirectoryOfAnotherUser", func(t *testing.T, s *sfSetup) ([]string, []string) {
+			q := memMount(t, "tmpfs", filepath.Join(filepath.Dir(s.dir), "q"), "mode=0755,uid=10002,gid=10002")
+			s.dir = memMount(t, "tmpfs", filepath.Join(q, "ov"), "mode=0700")
+			return s.filesFlags(), nil
+		}, []string{"/q\", a directory above it, is owned by uid 10002"}},
+		{"DirUnderADirectoryOfTheAppsUser", func(t *testing.T, s *sfSetup) ([]string, []string) {
+			q := memMount(t, "tmpfs", filepath.Join(filepath.Dir(s.dir), "q"), "mode=0755,uid=1001,gid=1001")
+			s.dir = filepath.Join(q, "ov")
+			if err := os.Mkdir(s.dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return s.filesFlags("--user", "1001:1001"), nil
+		}, []string{"/q\", a directory above it, is owned by uid 1001, not by root"}},
+		{"DirUnderADirectoryOthersCanWrite", func(t *testing.T, s *sfSetup) ([]string, []string) {
+			q := memMount(t, "tmpfs", filepath.Join(filepath.Dir(s.dir), "q"), "mode=0777")
+			s.dir = filepath.Join(q, "ov")
+			if err := os.Mkdir(s.dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return s.filesFlags(), nil
+		}, []string{"/q\", a directory above it, is writable by group or others and not sticky (mode 0777)", "chmod go-w"}},
 		{"DirNotEmpty", func(t *testing.T, s *sfSetup) ([]string, []string) {
 			memMount(t, "tmpfs", s.dir, "mode=0700")
 			os.WriteFile(filepath.Join(s.dir, "config.yaml"), []byte("x"), 0o644)
@@ -558,6 +591,75 @@ func TestSecretFilesBadInputIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Under a sticky directory (like /tmp) another user can rename only what
+// it owns: the swap of the finding is tried, as uid 10002, while the app
+// runs, fails, and the app reads the vault's value.
+func TestSecretsDirUnderAStickyDirectoryCannotBeSwapped(t *testing.T) {
+	s := newSFSetup(t, "")
+	q := memMount(t, "tmpfs", filepath.Join(filepath.Dir(s.dir), "q"), "mode=1777")
+	s.dir = filepath.Join(q, "ov")
+	if err := os.Mkdir(s.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	goFile := filepath.Join(filepath.Dir(q), "go")
+	p := pid1(t, withApp(s.filesFlags("--user", "1001:1001"), "/bin/sh", "-c",
+		`echo ready; while [ ! -e "$1" ]; do sleep 0.05; done; /usr/bin/sha256sum < "$DB_PASSWORD_FILE"`, "sh", goFile)...)
+	p.expect("ready", 5*time.Second)
+	if got := dirEntries(t, s.dir); !slices.Equal(got, allWebSecrets) {
+		t.Fatalf("control: while the app runs the secrets dir holds %q, want %q", got, allWebSecrets)
+	}
+	swap := exec.Command("/bin/sh", "-c", `cd "$1" && mv ov ov.real && mkdir ov && printf evil > ov/DB_PASSWORD`, "sh", q)
+	swap.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 10002, Gid: 10002}}
+	if out, err := swap.CombinedOutput(); err == nil {
+		t.Errorf("uid 10002 swapped the secrets dir under a sticky directory: %s", out)
+	}
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := p.expect("", 5*time.Second)
+	if want := sum(webSecrets["DB_PASSWORD"]); !strings.HasPrefix(line, want) {
+		t.Errorf("the app read a file whose sha256 is %q, want the vault's %s", line, want)
+	}
+	if code, _ := p.wait(5 * time.Second); code != 0 {
+		t.Errorf("exit %d; stderr %s", code, p.stderr)
+	}
+	assertEmpty(t, s.dir, "after the app exited")
+	if _, err := os.Lstat(filepath.Join(q, "ov.real")); err == nil {
+		t.Error("ov.real exists: the secrets dir was renamed")
+	}
+}
+
+// The app can set the sticky bit on its own directory; a PID 1 without
+// CAP_FOWNER then cannot remove the files from it. The next start takes
+// the directory (sticky, but nobody else can write it: not shared),
+// replaces the files and clears the bit, rather than refusing every start
+// from then on (a crash loop on Kubernetes).
+func TestSecretFilesStickyBitOfTheAppDoesNotBlockTheNextStart(t *testing.T) {
+	s := newSFSetup(t, "mode=0700")
+	env := []string{"PATH=/usr/bin:/bin"}
+	noFowner := []string{"setpriv", "--bounding-set=-fowner", "--", ovInit}
+	r := runOvInitUnder(t, noFowner, env, withApp(s.filesFlags("--user", "1001:1001"), "/bin/sh", "-c", `chmod 1500 "${DB_PASSWORD_FILE%/*}"`)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d; stderr %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "has the sticky bit (mode 1500)") || !strings.Contains(r.stderr, "CAP_FOWNER") {
+		t.Errorf("stderr %q, want the clean-up's failure explained", r.stderr)
+	}
+	if got := dirEntries(t, s.dir); !slices.Equal(got, allWebSecrets) {
+		t.Fatalf("control: PID 1 without CAP_FOWNER removed the files from the sticky directory (%q): this proves nothing", got)
+	}
+	r = runOvInitUnder(t, noFowner, env, withApp(s.filesFlags("--user", "1001:1001"), s.app, "files")...)
+	if r.code != 0 {
+		t.Fatalf("the next start: exit %d; stderr %s", r.code, r.stderr)
+	}
+	rep := parseFiles(t, r.stdout)
+	assertDelivered(t, rep, allWebSecrets...)
+	if f := rep.Files["DB_PASSWORD_FILE"]; f.DirMode != "0500" {
+		t.Errorf("the next start left the directory mode %s, want 0500 (the sticky bit cleared)", f.DirMode)
+	}
+	assertEmpty(t, s.dir, "after the next start's app exited")
 }
 
 // runOvInitUnder is runSecrets with ov-init started through wrapper (whose

@@ -11,12 +11,19 @@
 //     files are created with O_CREAT|O_EXCL|O_NOFOLLOW relative to the
 //     directory's descriptor, and ownership and modes are changed through
 //     descriptors (fchown, fchmod), never through a path;
+//   - every directory above the secrets dir is owned by root or ov-init's
+//     uid and writable by no one else unless it is sticky (like /tmp), so
+//     that no other user, the app's included, can put a directory of its
+//     own in the secrets dir's place once ov-init has checked it: the app
+//     opens NAME_FILE by path, and PID 1 clears the directory by path;
 //   - the directory is taken only when it is owned by ov-init's uid or the
-//     app's, is not a shared sticky directory, and holds nothing but files
-//     an earlier ov-init left for the same app; it ends mode 0500 and each
-//     file mode 0400, both owned by the app's user;
-//   - [Clear], which PID 1 runs, removes files by name and never reads one:
-//     PID 1 never holds a secret value;
+//     app's, is not shared (sticky and writable by group or others, like
+//     /tmp), and holds nothing but files an earlier ov-init left for the
+//     same app; it ends mode 0500 and each file mode 0400, both owned by
+//     the app's user;
+//   - [Clear], which PID 1 runs, walks the path again under the same rules,
+//     removes files by name and never reads one (PID 1 never holds a secret
+//     value), and changes the mode of no directory but one of its own uid;
 //   - a memfd is sealed against every write, grow and shrink before the app
 //     gets it, and is close-on-exec until [Inherit] hands it to the app.
 //
@@ -108,8 +115,12 @@ func (d *Dir) check() error {
 		return fmt.Errorf("secrets dir %q is owned by uid %d, not by %s; fix: give ov-init a directory of its own, owned by %s (a fresh tmpfs: %s)",
 			d.path, st.Uid, owners, owners, strings.ReplaceAll(recipes, "DIR", d.path))
 	}
-	if st.Mode&unix.S_ISVTX != 0 {
-		return fmt.Errorf("secrets dir %q has the sticky bit (mode %04o): it is a directory shared by every user, like /tmp or /dev/shm, and ov-init would take it over; fix: mount one for ov-init alone, e.g. docker run --tmpfs %s:mode=0700",
+	// Sticky and writable by others is a directory shared by every user.
+	// Sticky alone is not: the app can set the bit on its own directory
+	// (which, without CAP_FOWNER, keeps PID 1 from removing the files), and
+	// Write clears it.
+	if st.Mode&unix.S_ISVTX != 0 && st.Mode&0o022 != 0 {
+		return fmt.Errorf("secrets dir %q has the sticky bit (mode %04o) and is writable by group or others: it is a directory shared by every user, like /tmp or /dev/shm, and ov-init would take it over; fix: mount one for ov-init alone, e.g. docker run --tmpfs %s:mode=0700",
 			d.path, st.Mode&0o7777, d.path)
 	}
 	if euid != d.uid {
@@ -133,7 +144,8 @@ func (d *Dir) check() error {
 }
 
 // Write writes each secret into the directory as the file NAME, mode 0400,
-// and leaves the directory mode 0500. It runs as the app's user (after the
+// and leaves the directory mode 0500 (without the sticky bit, which the app
+// may have set in an earlier run). It runs as the app's user (after the
 // stage has dropped its privileges), which owns the directory since Open:
 // the files are the app's without a chown. Files left by an earlier
 // ov-init are replaced; anything else that appeared since Open stops it.
@@ -242,17 +254,23 @@ func ours(name string, st *unix.Stat_t, uid int) bool {
 
 // Clear removes every regular file named like a secret from the directory
 // at path: PID 1's clean-up when the app has exited, by name, never reading
-// a file. It reports how many it removed. PID 1 runs as ov-init's user: as
-// root it needs CAP_DAC_OVERRIDE for the app's 0500 directory (Open made
-// sure it has it); as the directory's owner it makes it writable first.
+// a file. It reports how many it removed. It walks the path as Open does,
+// and refuses a directory with a directory above it that another user
+// could change (see openDir). PID 1 runs as ov-init's user: as root it
+// needs CAP_DAC_OVERRIDE for the app's 0500 directory (Open made sure it
+// has it); as the directory's owner it makes it writable first, and it
+// changes the mode of no other directory.
 func Clear(path string) (int, error) {
 	fd, err := openDir(path)
 	if err != nil {
 		return 0, err
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err == nil && int(st.Uid) == os.Geteuid() && st.Mode&0o200 == 0 {
+	var dst unix.Stat_t
+	if err := unix.Fstat(fd, &dst); err != nil {
+		return 0, fmt.Errorf("secrets dir %q: fstat: %v", path, err)
+	}
+	if int(dst.Uid) == os.Geteuid() && dst.Mode&0o200 == 0 {
 		_ = unix.Fchmod(fd, writeMode)
 	}
 	names, err := list(fd)
@@ -272,6 +290,10 @@ func Clear(path string) (int, error) {
 		if err := unix.Unlinkat(fd, name, 0); err != nil && err != unix.ENOENT {
 			if first == nil {
 				first = fmt.Errorf("removing the secret files from %q: %s: %v", path, name, err)
+				if err == unix.EPERM && dst.Mode&unix.S_ISVTX != 0 {
+					first = fmt.Errorf("removing the secret files from %q: %s: %v: the directory has the sticky bit (mode %04o), which the app can set on its own directory, and PID 1 lacks CAP_FOWNER; the next start of ov-init replaces them; fix: keep CAP_FOWNER, or use --secrets-as memfd",
+						path, name, err, dst.Mode&0o7777)
+				}
 			}
 			continue
 		}
@@ -283,7 +305,9 @@ func Clear(path string) (int, error) {
 // openDir opens the directory at the absolute path one component at a
 // time, each relative to the one before and with O_NOFOLLOW, so that no
 // symbolic link is followed anywhere on the way (O_NOFOLLOW alone checks
-// the last component only).
+// the last component only). Each directory above the last must pass
+// checkAbove: the app opens NAME_FILE by path, and PID 1 clears the
+// directory by path, after ov-init has checked it.
 func openDir(path string) (int, error) {
 	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
 		return -1, fmt.Errorf("secrets dir %q: want a clean absolute path", path)
@@ -297,6 +321,10 @@ func openDir(path string) (int, error) {
 		if name == "" {
 			continue
 		}
+		if err := checkAbove(fd, walked, path); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
 		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		here := filepath.Join(walked, name)
 		if err != nil {
@@ -308,6 +336,36 @@ func openDir(path string) (int, error) {
 		fd, walked = next, here
 	}
 	return fd, nil
+}
+
+// checkAbove checks the directory fd, at here, above the secrets dir path:
+// it must be owned by root or by ov-init's uid, and writable by group or
+// others only if it is sticky (OpenSSH's StrictModes, with /tmp's
+// exception). Another owner, or anyone who can write to a directory that
+// is not sticky, could rename the next component away and put a directory
+// of their own in its place: the app would then read their values through
+// NAME_FILE, and PID 1 would clear their directory. A sticky directory
+// lets its users rename only what they own, and the component under it
+// must then pass these rules (or Open's owner rule) too.
+func checkAbove(fd int, here, path string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("secrets dir %q: fstat %q: %v", path, here, err)
+	}
+	euid := os.Geteuid()
+	if st.Uid != 0 && int(st.Uid) != euid {
+		owners := "root"
+		if euid != 0 {
+			owners = fmt.Sprintf("root or ov-init (uid %d)", euid)
+		}
+		return fmt.Errorf("secrets dir %q: %q, a directory above it, is owned by uid %d, not by %s, and that user could put a directory of their own in the secrets dir's place; fix: put the secrets dir under directories that only %s can change, e.g. a tmpfs at /run/ov (%s)",
+			path, here, st.Uid, owners, owners, strings.ReplaceAll(recipes, "DIR", "/run/ov"))
+	}
+	if st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
+		return fmt.Errorf("secrets dir %q: %q, a directory above it, is writable by group or others and not sticky (mode %04o), and any of them could put a directory of their own in the secrets dir's place; fix: chmod go-w %q, or put the secrets dir elsewhere, e.g. a tmpfs at /run/ov (%s)",
+			path, here, st.Mode&0o7777, here, strings.ReplaceAll(recipes, "DIR", "/run/ov"))
+	}
+	return nil
 }
 
 // openError says why component name (at here) of the secrets dir path

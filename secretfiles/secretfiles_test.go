@@ -57,6 +57,18 @@ func diskDir(t *testing.T) string {
 	return ""
 }
 
+// under mounts a fresh tmpfs with options and returns the path of an empty
+// directory ov in it, root's, mode 0700: a secrets dir below a directory
+// that the options make safe or not.
+func under(t *testing.T, options string) string {
+	t.Helper()
+	dir := filepath.Join(memDir(t, "tmpfs", options), "ov")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func entries(t *testing.T, dir string) []string {
 	t.Helper()
 	des, err := os.ReadDir(dir)
@@ -188,7 +200,31 @@ func TestOpenRefuses(t *testing.T) {
 			return dir
 		}, 1001, []string{"owned by uid 4242, not by ov-init (uid 0) or the app (uid 1001)"}},
 		{"AStickyDirectory", func(t *testing.T) string { return memDir(t, "tmpfs", "mode=1777") }, 0,
-			[]string{"sticky bit", "/tmp or /dev/shm"}},
+			[]string{"has the sticky bit (mode 1777) and is writable by group or others", "/tmp or /dev/shm", "mode=0700"}},
+		{"AStickyDirectoryItsGroupCanWrite", func(t *testing.T) string { return memDir(t, "tmpfs", "mode=1770") }, 0,
+			[]string{"has the sticky bit (mode 1770) and is writable by group or others"}},
+		// F1: whoever can rename the secrets dir away can put a directory
+		// of their own in its place once ov-init has checked it, and the
+		// app opens NAME_FILE by path.
+		{"UnderADirectoryOthersCanWrite", func(t *testing.T) string { return under(t, "mode=0777") }, 0,
+			[]string{"/run-ov\", a directory above it, is writable by group or others and not sticky (mode 0777)", "fix: chmod go-w", "/run/ov"}},
+		{"UnderADirectoryItsGroupCanWrite", func(t *testing.T) string { return under(t, "mode=0775") }, 0,
+			[]string{"/run-ov\", a directory above it, is writable by group or others and not sticky (mode 0775)"}},
+		{"UnderADirectoryOfAnotherUser", func(t *testing.T) string { return under(t, "mode=0755,uid=4242") }, 0,
+			[]string{"/run-ov\", a directory above it, is owned by uid 4242, not by root", "fix:", "/run/ov"}},
+		// F2: the app could swap its directory with another one of root's
+		// for PID 1 to clear.
+		{"UnderADirectoryOfTheAppsUser", func(t *testing.T) string { return under(t, "mode=0755,uid=1001") }, 1001,
+			[]string{"is owned by uid 1001, not by root"}},
+		{"FarUnderADirectoryOfAnotherUser", func(t *testing.T) string {
+			top := memDir(t, "tmpfs", "mode=0755,uid=4242")
+			dir := filepath.Join(top, "a", "ov")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Dir(dir), 0o755)
+			return dir
+		}, 0, []string{"/run-ov\", a directory above it, is owned by uid 4242"}},
 		{"ANonEmptyDirectory", func(t *testing.T) string {
 			dir := memDir(t, "tmpfs", "mode=0700")
 			os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("x"), 0o600)
@@ -309,6 +345,124 @@ func TestClearRemovesOnlyFilesNamedLikeSecrets(t *testing.T) {
 	os.Symlink(dir, link)
 	if _, err := Clear(filepath.Clean(link)); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("Clear through a symlink: %v", err)
+	}
+}
+
+// A sticky directory above the secrets dir, like /tmp, lets its users
+// rename only what they own: the secrets dir under it is taken (the temp
+// dirs of every test here are under /tmp, root's, 1777, too).
+func TestOpenTakesADirectoryUnderAStickyOne(t *testing.T) {
+	dir := under(t, "mode=1777")
+	d, err := Open(dir, 1001, 1001)
+	if err != nil {
+		t.Fatalf("a secrets dir under a sticky directory: %v", err)
+	}
+	defer d.Close()
+	if err := d.Write(secretsCopy()); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(t, dir); !slices.Equal(got, []string{"DB_PASSWORD", "TLS_KEY"}) {
+		t.Errorf("entries %q", got)
+	}
+}
+
+// PID 1 walks the path again under the same rules: a directory above the
+// secrets dir that another user took or opened to others since the app
+// started is refused, and nothing in the secrets dir is touched.
+func TestClearRefusesWhenADirectoryAboveIsNotSafe(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(parent string) error
+		want   string
+	}{
+		{"OwnedByAnotherUser", func(p string) error { return os.Chown(p, 4242, 4242) }, "is owned by uid 4242, not by root"},
+		{"WritableByOthers", func(p string) error { return os.Chmod(p, 0o777) }, "writable by group or others and not sticky (mode 0777)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := under(t, "mode=0755")
+			d, err := Open(dir, 1001, 1001)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = d.Write(secretsCopy())
+			d.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.change(filepath.Dir(dir)); err != nil {
+				t.Fatal(err)
+			}
+			n, err := Clear(dir)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "a directory above it") || n != 0 {
+				t.Errorf("Clear: %d, %v; want a refusal with %q", n, err, c.want)
+			}
+			if got := entries(t, dir); !slices.Equal(got, []string{"DB_PASSWORD", "TLS_KEY"}) {
+				t.Errorf("a refused Clear changed the directory: %q", got)
+			}
+		})
+	}
+}
+
+// PID 1 makes writable only a directory of its own uid: the app's (or
+// anyone else's) keeps its mode, and PID 1 as root removes the files with
+// CAP_DAC_OVERRIDE.
+func TestClearChangesTheModeOfNoDirectoryButItsOwn(t *testing.T) {
+	dir := memDir(t, "tmpfs", "mode=0700")
+	for _, f := range []string{"A", "B"} {
+		os.WriteFile(filepath.Join(dir, f), []byte("x"), FileMode)
+	}
+	if err := os.Chown(dir, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, DirMode)
+	if n, err := Clear(dir); err != nil || n != 2 {
+		t.Errorf("Clear: %d, %v; want 2 removed", n, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil || st.Mode&0o7777 != DirMode || st.Uid != 4242 {
+		t.Errorf("a directory of uid 4242 is now mode %04o of uid %d (%v), want %04o untouched", st.Mode&0o7777, st.Uid, err, DirMode)
+	}
+}
+
+// F4: the app can set the sticky bit on its own directory (chmod 1500),
+// which keeps a PID 1 without CAP_FOWNER from removing the files. Only a
+// sticky directory that others can write is shared; this one is the app's,
+// and the next start takes it, replaces the files it left, and clears the
+// bit.
+func TestAStickyDirectoryNobodyElseCanWriteIsTakenAndReset(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		options string
+		uid     int
+	}{
+		{"TheAppsAfterChmod1500", "mode=1500,uid=1001,gid=1001", 1001},
+		{"OvInits", "mode=1700", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := memDir(t, "tmpfs", c.options)
+			// What a run whose clean-up failed left.
+			stale := filepath.Join(dir, "TLS_KEY")
+			if err := os.WriteFile(stale, []byte("old"), FileMode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(stale, FileMode)
+			os.Chown(stale, c.uid, c.uid)
+			d, err := Open(dir, c.uid, c.uid)
+			if err != nil {
+				t.Fatalf("Open of a sticky directory nobody else can write: %v", err)
+			}
+			defer d.Close()
+			if err := d.Write(secretsCopy()); err != nil {
+				t.Fatal(err)
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(dir, &st); err != nil || st.Mode&0o7777 != DirMode {
+				t.Errorf("dir mode %04o (%v), want %04o, the sticky bit cleared", st.Mode&0o7777, err, DirMode)
+			}
+			if b, _ := os.ReadFile(stale); !bytes.Equal(b, testSecrets[1].Value) {
+				t.Errorf("TLS_KEY holds %q, want the new value", b)
+			}
+		})
 	}
 }
 
