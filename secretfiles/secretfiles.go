@@ -61,7 +61,7 @@ const (
 )
 
 // The advice every refusal of a directory ends with.
-const recipes = "docker run --tmpfs DIR:mode=0700, compose tmpfs:, Kubernetes emptyDir with medium: Memory, systemd RuntimeDirectory="
+const recipes = "docker run --tmpfs DIR:mode=0700, compose tmpfs:, Kubernetes emptyDir with medium: Memory made 0700 by an init container, systemd RuntimeDirectory="
 
 // Dir is a secrets directory that the exec stage has checked and taken for
 // the app (see [Open]), then writes into (see [Dir.Write]).

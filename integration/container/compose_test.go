@@ -269,11 +269,13 @@ func composeTestDir(t *testing.T) string {
 	return dir
 }
 
-// composeService is what one service of docker-compose.test.yml promises.
+// composeService is what one service of docker-compose.test.yml promises:
+// its status, its output and, when inspect is set, its container.
 type composeService struct {
-	name  string
-	code  int
-	check func(t *testing.T, stdout, stderr string)
+	name    string
+	code    int
+	check   func(t *testing.T, stdout, stderr string)
+	inspect func(t *testing.T, c *docker.Container)
 }
 
 var composeServices = []composeService{
@@ -282,12 +284,12 @@ var composeServices = []composeService{
 		if env["DATABASE_URL"] != webDatabaseURL || env["API_TOKEN"] != webAPIToken {
 			t.Errorf("the app did not get web's secrets: %q", stdout)
 		}
-	}},
+	}, nil},
 	{"badkey", 78, func(t *testing.T, stdout, stderr string) {
 		if !strings.Contains(stderr, "machine key has permissions 0644 — must be 0600") || stdout != "" {
 			t.Errorf("stdout %q, stderr %q", stdout, stderr)
 		}
-	}},
+	}, nil},
 	{"vaultfile", 0, func(t *testing.T, stdout, stderr string) {
 		env := dockerHelperEnv(t, stdout)
 		if got := env["DATABASE_URL"]; got != mountedDatabaseURL {
@@ -296,7 +298,7 @@ var composeServices = []composeService{
 		if _, ok := env["API_TOKEN"]; ok {
 			t.Errorf("API_TOKEN came from the baked vault, not the mounted one")
 		}
-	}},
+	}, nil},
 	{"user", 0, func(t *testing.T, stdout, stderr string) {
 		for _, want := range []string{
 			"Uid: 10001 10001 10001 10001",
@@ -308,7 +310,36 @@ var composeServices = []composeService{
 				t.Errorf("no %q in the app's status:\n%s", want, stdout)
 			}
 		}
+	}, nil},
+	{"files", 0, composeCheckFiles, func(t *testing.T, c *docker.Container) {
+		// Compose's tmpfs: is Docker's --tmpfs, options and all.
+		if got := c.HostConfig.Tmpfs; len(got) != 1 || got["/run/ov"] != "mode=0700" {
+			t.Errorf("service files: tmpfs %v, want /run/ov with mode=0700", got)
+		}
 	}},
+}
+
+// composeCheckFiles checks the files service: the app, uid 10001, got
+// DATABASE_URL_FILE and API_TOKEN_FILE and neither value in its
+// environment; each file holds the vault's value exactly, mode 0400, of
+// uid 10001, in a 0500 directory of uid 10001 on tmpfs; and no value is in
+// the output (helper files reports lengths and SHA-256, never a value).
+func composeCheckFiles(t *testing.T, stdout, stderr string) {
+	t.Helper()
+	r := sfParse(t, stdout)
+	sfAssertWebSecretsAsFiles(t, r)
+	for _, name := range []string{"DATABASE_URL", "API_TOKEN"} {
+		f := r.Files[name+"_FILE"]
+		if f.Path != "/run/ov/"+name || f.Mode != "0400" || f.UID != 10001 || f.FS != "tmpfs" || f.DirMode != "0500" || f.DirUID != 10001 {
+			t.Errorf("%s_FILE: %+v; want /run/ov/%s, 0400, uid 10001, on tmpfs, in a 0500 directory of uid 10001", name, f, name)
+		}
+	}
+	if len(r.Files) != 2 {
+		t.Errorf("the app has %d NAME_FILE variables, want 2: %+v", len(r.Files), r.Files)
+	}
+	needles := dockerSecretNeedles(t)
+	dockerAssertNoSecret(t, "the files service's stdout", stdout, needles)
+	dockerAssertNoSecret(t, "the files service's stderr", stderr, needles)
 }
 
 // TestComposeServicesDoWhatTheirCommentsSay runs every service of
@@ -360,13 +391,17 @@ func testComposeServices(t *testing.T, compose []string) {
 			}
 			stdout, stderr := containerOutput(t, ids[0])
 			s.check(t, stdout, stderr)
+			if s.inspect != nil {
+				s.inspect(t, c)
+			}
 		})
 	}
 }
 
 // TestComposeRunMakesOVInitPID1 is `compose run --rm`: ov-init is PID 1 of
 // the service's container (the app's parent is pid 1), the app gets its
-// secrets, and --rm leaves no container behind; under each Compose version.
+// secrets (as files too: run keeps the service's tmpfs), and --rm leaves no
+// container behind; under each Compose version.
 func TestComposeRunMakesOVInitPID1(t *testing.T) {
 	requireDocker(t)
 	forEachCompose(t, testComposeRun)
@@ -386,6 +421,12 @@ func testComposeRun(t *testing.T, compose []string) {
 	stdout, stderr, code = p.run("run", "--rm", "-T", "badkey")
 	if code != 78 || !strings.Contains(stdout+stderr, "machine key has permissions 0644 — must be 0600") {
 		t.Errorf("run badkey: exit %d, want 78\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = p.run("run", "--rm", "-T", "files")
+	if code != 0 {
+		t.Errorf("run files: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	} else {
+		composeCheckFiles(t, stdout, stderr)
 	}
 	if ids := p.containers(""); len(ids) > 0 {
 		t.Errorf("run --rm left containers %v", ids)
@@ -417,10 +458,12 @@ func testComposeFileNeedsOVTestDir(t *testing.T, compose []string) {
 // The README's sections on containers: every command they show is run by
 // TestReadmeDockerAndComposeCommandsRun, and every YAML they show is an
 // excerpt of a file the tests run.
-var readmeSections = map[string]string{
-	"Docker":     "",
-	"Compose":    composeFile,
-	"Kubernetes": k8sManifest,
+// A section's YAML may come from any of its files.
+var readmeSections = map[string][]string{
+	"Docker":           nil,
+	"Secrets as files": nil,
+	"Compose":          {composeFile},
+	"Kubernetes":       {k8sManifest, k8sFilesManifest},
 }
 
 // readmeKeyPath and readmeVaultPath are the host paths the README's
@@ -508,18 +551,20 @@ var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*m")
 // sections show is cut from the files the tests run, and the Kubernetes
 // section shows no command (none is run: there is no cluster).
 func TestReadmeYAMLIsFromTheTestedFiles(t *testing.T) {
-	for title, file := range readmeSections {
+	for title, files := range readmeSections {
 		for _, f := range readmeSection(t, title) {
 			switch {
 			case f.lang == "sh" && title != "Kubernetes":
 				continue // run by TestReadmeDockerAndComposeCommandsRun
-			case f.lang == "yaml" && file != "":
-				b, err := os.ReadFile(filepath.Join(repo, file))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !strings.Contains(string(b), strings.Join(f.body, "\n")+"\n") {
-					t.Errorf("README.md, %s: this YAML is not an excerpt of %s:\n%s", title, file, strings.Join(f.body, "\n"))
+			case f.lang == "yaml" && len(files) > 0:
+				if !slices.ContainsFunc(files, func(file string) bool {
+					b, err := os.ReadFile(filepath.Join(repo, file))
+					if err != nil {
+						t.Fatal(err)
+					}
+					return strings.Contains(string(b), strings.Join(f.body, "\n")+"\n")
+				}) {
+					t.Errorf("README.md, %s: this YAML is not an excerpt of %s:\n%s", title, strings.Join(files, " or "), strings.Join(f.body, "\n"))
 				}
 			default:
 				t.Errorf("README.md, %s: a ```%s block, which no test runs or checks:\n%s", title, f.lang, strings.Join(f.body, "\n"))
@@ -538,7 +583,7 @@ func TestReadmeYAMLIsFromTheTestedFiles(t *testing.T) {
 }
 
 // TestReadmeDockerAndComposeCommandsRun runs the ```sh blocks of README.md's
-// "Docker" and "Compose" sections as written, in one bash -euo pipefail in
+// "Docker", "Compose" and "Secrets as files" sections as written, in one bash -euo pipefail in
 // the repository, with two substitutions: a key of its own for
 // /etc/ov/machine.kek, and the Compose under test for `docker compose`. HOME
 // is a directory holding the vault at ~/.config/ov/vault.json (app myapp),
@@ -567,8 +612,16 @@ func testReadmeCommands(t *testing.T, composeArgv []string) {
 	if len(gv) != 3 {
 		t.Fatalf("go env: %q", goEnv)
 	}
+	// The README exports the vault with ov, which asks for the master
+	// password on a terminal; here it reads it from a file.
+	pwFile := filepath.Join(tmp, "password")
+	if err := os.WriteFile(pwFile, []byte(exampleVaultPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := append(os.Environ(),
 		"HOME="+home, "TMPDIR="+tmp, "OV_TEST_DIR="+composeTestDir(t),
+		"PATH="+filepath.Join(repo, "bin")+string(filepath.ListSeparator)+os.Getenv("PATH"),
+		"OV_PASSWORD_FILE="+pwFile, "XDG_STATE_HOME="+filepath.Join(tmp, "state"),
 		"GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
 	t.Cleanup(func() {
 		exec.Command("docker", "rm", "-f", "myapp").Run()
@@ -581,7 +634,7 @@ func testReadmeCommands(t *testing.T, composeArgv []string) {
 	var script strings.Builder
 	script.WriteString("trap 'echo \"README command failed: $BASH_COMMAND\" >&2' ERR\n")
 	var expect [][]string // per block
-	for _, title := range []string{"Docker", "Compose"} {
+	for _, title := range []string{"Docker", "Compose", "Secrets as files"} {
 		for _, f := range readmeSection(t, title) {
 			if f.lang != "sh" {
 				continue

@@ -124,9 +124,9 @@ func TestDockerSecretsAsFilesOnTheRecipesTmpfs(t *testing.T) {
 	requireDocker(t)
 	for _, c := range []struct{ name, tmpfs string }{
 		{"Docker --tmpfs mode=0700", "mode=0700"},
-		// A Kubernetes emptyDir with medium: Memory is a root-owned
-		// 0777 tmpfs.
-		{"emptyDir-like mode=0777", "mode=0777"},
+		// A root-owned 0777 tmpfs, not sticky: taken, and made 0500.
+		// (A Kubernetes memory emptyDir is 1777: see kubernetes_test.go.)
+		{"root-owned mode=0777", "mode=0777"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ct := sfStart(t, sfSpec{
