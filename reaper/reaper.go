@@ -78,6 +78,7 @@ type Config struct {
 func Run(cfg Config, sigs *Signals) int {
 	r := &supervisor{cfg: cfg, sigs: sigs, stageFail: stageExeced}
 	r.becomeSubreaper()
+	sigs.subscribed() // before anything of the app can be seen (see Listen)
 	if err := r.start(); err != nil {
 		return r.startFailed(err)
 	}

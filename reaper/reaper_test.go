@@ -1,6 +1,8 @@
 package reaper
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -42,10 +44,10 @@ func stageFD() int {
 	return 3
 }
 
-// slowStage stands in for the exec stage: for half a second it cannot take
-// USR1 (it would die of it), then it traps it, writes the 0 byte that says
-// the app starts and closes fd 3 (as execve would).
-const slowStage = `sleep 0.5; trap 'echo got USR1; exit 0' USR1; printf '\000' >&3; exec 3>&-; while :; do sleep 0.05; done`
+// slowStage stands in for the exec stage: it says it runs, then for half a
+// second it cannot take USR1 (it would die of it), then it traps it, writes
+// the 0 byte that says the app starts and closes fd 3 (as execve would).
+const slowStage = `echo stage; sleep 0.5; trap 'echo got USR1; exit 0' USR1; printf '\000' >&3; exec 3>&-; while :; do sleep 0.05; done`
 
 // runEarlySignal runs slowStage under a PID 1, as an exec stage or as a
 // plain app, and sends PID 1 a USR1 before the script traps it.
@@ -60,15 +62,28 @@ func runEarlySignal(t *testing.T, asStage bool) (int, string) {
 		cmd.Env = append(cmd.Env, "REAPER_TEST_AS_STAGE=1")
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
-	var out strings.Builder
-	cmd.Stdout = &out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond) // PID 1 runs, the stage has not said the app starts
+	// The stage runs, so PID 1 has subscribed to signals (it does before it
+	// starts anything), and the stage has not said the app starts: a fixed
+	// sleep here lost the signal on a loaded machine, before PID 1 listened.
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); line != "stage\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the stage's first line: %q, %v", line, err)
+	}
 	cmd.Process.Signal(syscall.SIGUSR1)
+	var out strings.Builder
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, r); close(copied) }()
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() { <-copied; cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

@@ -16,8 +16,9 @@ import (
 // as early as possible: a Go PID 1 that has not subscribed to TERM, INT or HUP
 // exits 2 when one arrives, and other signals are dropped.
 type Signals struct {
-	c    chan os.Signal // every signal but SIGCHLD (and SIGURG)
-	chld chan os.Signal // SIGCHLD alone: one pending notice is enough to reap
+	c     chan os.Signal // every signal but SIGCHLD (and SIGURG)
+	chld  chan os.Signal // SIGCHLD alone: one pending notice is enough to reap
+	ready chan struct{}  // closed once every signal is subscribed (nil: already)
 }
 
 // signalBuffer is the queue between the Go runtime and the loop for the
@@ -64,16 +65,27 @@ func rest() []os.Signal {
 // the runtime handles from the start, dropping them until subscribed) in
 // the background while ov-init parses its command line and starts the app.
 //
-// This opens no new window: until its subscription completes, a non-fatal
-// signal is dropped by the runtime whether the app has started yet or not,
-// exactly as it would be if ov-init waited; once subscribed, it is queued
-// and forwarded (held until the app runs, in secrets mode).
+// Run waits for the background subscription to complete before it starts
+// the app: once anything the app does can be seen (its output, its
+// socket), every signal sent to PID 1 is queued and forwarded (held until
+// the app runs, in secrets mode). Without the wait, a loaded machine ran
+// the app, and a USR1 sent after its first line was dropped.
 func Listen() *Signals {
-	s := &Signals{c: make(chan os.Signal, signalBuffer), chld: make(chan os.Signal, 1)}
+	s := &Signals{c: make(chan os.Signal, signalBuffer), chld: make(chan os.Signal, 1), ready: make(chan struct{})}
 	signal.Notify(s.chld, unix.SIGCHLD)
 	signal.Notify(s.c, early...)
-	go signal.Notify(s.c, rest()...)
+	go func() {
+		signal.Notify(s.c, rest()...)
+		close(s.ready)
+	}()
 	return s
+}
+
+// subscribed returns once every signal is subscribed.
+func (s *Signals) subscribed() {
+	if s != nil && s.ready != nil {
+		<-s.ready
+	}
 }
 
 // forwardable reports whether a signal PID 1 receives is meant for the app.
