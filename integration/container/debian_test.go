@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,8 @@ import (
 const (
 	debianDockerfile = "deploy/debian/Dockerfile"
 	systemdUnit      = "deploy/systemd/myapp.service"
+	// systemdDropIn is the drop-in of secrets as files for the unit.
+	systemdDropIn = "deploy/systemd/myapp.service.d/secrets-as-files.conf"
 )
 
 // The local images scripts/debian-images builds; debian:bookworm-slim is
@@ -251,43 +254,54 @@ func readmeRunBlock(t *testing.T, f readmeFence, replace *strings.Replacer, runS
 // Debian-based image and on systemd show deploy/debian/Dockerfile and
 // deploy/systemd/myapp.service whole, as the tests run them, and every
 // other block in them is a ```sh block that a test runs. The files hold
-// the product page's lines.
+// the product page's lines. The systemd section may show the drop-in of
+// secrets as files too, whole, with one more ```sh block: the commands
+// that install it, which the systemd test runs.
 func TestReadmeDebianAndSystemdShowTheTestedFiles(t *testing.T) {
 	for _, s := range []struct {
-		title, lang, file string
-		sh                int // the ```sh blocks, each run by a test
-		must              []string
+		title, lang string
+		// files[0] is shown once; each other file at most once, and then
+		// with one more ```sh block, the commands that install it.
+		files []string
+		sh    int      // the ```sh blocks, each run by a test
+		must  []string // lines of files[0]
 	}{
-		{"A Debian-based image", "dockerfile", debianDockerfile, 2, []string{
+		{"A Debian-based image", "dockerfile", []string{debianDockerfile}, 2, []string{
 			"FROM debian:bookworm-slim\n",
 			"COPY ov /usr/local/bin/ov\n",
 			"COPY myapp.vault /etc/ov/vault.json\n",
 			"COPY server /app/server\n",
 			`ENTRYPOINT ["ov", "run", "--machine-key", "/run/secrets/machine.kek", "--app", "myapp", "--", "/app/server"]` + "\n",
 		}},
-		{"systemd", "ini", systemdUnit, 2, []string{
+		{"systemd", "ini", []string{systemdUnit, systemdDropIn}, 2, []string{
 			"\nUser=deploy\n",
 			"\nExecStart=/usr/local/bin/ov run --machine-key /etc/ov/machine.kek --app myapp -- /opt/myapp/server\n",
 			"\nRestart=on-failure\n",
 			"\nRestartPreventExitStatus=78\n",
 		}},
 	} {
-		b, err := os.ReadFile(filepath.Join(repo, s.file))
-		if err != nil {
-			t.Fatal(err)
+		text := map[string]string{}
+		for _, file := range s.files {
+			b, err := os.ReadFile(filepath.Join(repo, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text[file] = string(b)
 		}
 		for _, line := range s.must {
-			if !strings.Contains(string(b), line) {
-				t.Errorf("%s: no line %q, which the product page has", s.file, strings.TrimSpace(line))
+			if !strings.Contains(text[s.files[0]], line) {
+				t.Errorf("%s: no line %q, which the product page has", s.files[0], strings.TrimSpace(line))
 			}
 		}
-		shown, sh := 0, 0
+		shown, sh := map[string]int{}, 0
 		for _, f := range readmeSection(t, s.title) {
 			switch f.lang {
 			case s.lang:
-				shown++
-				if got := strings.Join(f.body, "\n") + "\n"; got != string(b) {
-					t.Errorf("README.md, %s: this ```%s block is not %s as it is:\n%s", s.title, s.lang, s.file, got)
+				got := strings.Join(f.body, "\n") + "\n"
+				if i := slices.IndexFunc(s.files, func(file string) bool { return text[file] == got }); i >= 0 {
+					shown[s.files[i]]++
+				} else {
+					t.Errorf("README.md, %s: this ```%s block is not %s as it is:\n%s", s.title, s.lang, strings.Join(s.files, " or "), got)
 				}
 			case "sh":
 				sh++
@@ -295,8 +309,17 @@ func TestReadmeDebianAndSystemdShowTheTestedFiles(t *testing.T) {
 				t.Errorf("README.md, %s: a ```%s block, which no test runs or checks:\n%s", s.title, f.lang, strings.Join(f.body, "\n"))
 			}
 		}
-		if shown != 1 || sh != s.sh {
-			t.Errorf("README.md, %s: %d ```%s blocks and %d ```sh blocks; the tests check one of %s and run %d of commands", s.title, shown, s.lang, sh, s.file, s.sh)
+		wantSh := s.sh
+		for i, file := range s.files {
+			if i > 0 {
+				wantSh += shown[file]
+			}
+			if shown[file] != 1 {
+				t.Errorf("README.md, %s: %s shown %d times in ```%s blocks, want once", s.title, file, shown[file], s.lang)
+			}
+		}
+		if sh != wantSh {
+			t.Errorf("README.md, %s: %d ```sh blocks, want %d: the %d that the tests run, and the commands that install each other file shown (%v)", s.title, sh, wantSh, s.sh, s.files[1:])
 		}
 	}
 }

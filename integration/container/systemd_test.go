@@ -7,14 +7,24 @@ package container
 // static ov and deploy/systemd/myapp.service as they are, create the user
 // deploy, derive its key and export the vault. The unit then runs the test
 // app (testdata/server) as /opt/myapp/server; what it does is read with
-// systemctl show and journalctl -u myapp. Containers and images are named
-// ov-sd-…, networking off, removed at the end.
+// systemctl show and journalctl -u myapp. Then the drop-in of secrets as
+// files (deploy/systemd/myapp.service.d/secrets-as-files.conf) is installed
+// as it is, and what the app gets is read in /proc and /run/ov. Containers
+// and images are named ov-sd-…, networking off, removed at the end.
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +41,10 @@ type sdHost struct {
 	t    *testing.T
 	name string
 }
+
+// on is the host for the (sub)test t: its failures end t, not the test
+// that booted the host.
+func (h *sdHost) on(t *testing.T) *sdHost { return &sdHost{t: t, name: h.name} }
 
 // exec runs a command in the container as root, with stdin, and returns
 // its output (stdout and stderr) and error.
@@ -69,11 +83,49 @@ func (h *sdHost) show(props ...string) map[string]string {
 	return m
 }
 
-// journal returns what the service's invocation id wrote (its stdout and
-// stderr, as journalctl -u myapp shows them, without systemd's own lines).
-func (h *sdHost) journal(id string) string {
+// journal returns what myapp's current invocation wrote (its stdout and
+// stderr, as journalctl -u myapp shows them, without systemd's own lines):
+// the lines stored with its invocation id, and the unit's lines stored
+// after its main process started. journald looks a line's invocation id up
+// when the line comes, from the process that wrote it (SCM_CREDENTIALS):
+// for a process that writes one line and exits (ov refusing a key) that
+// can fail, and the line gets the previous invocation's id, or none.
+func (h *sdHost) journal() string {
 	h.t.Helper()
-	return h.sh("journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID=" + id)
+	p := h.show("InvocationID", "ExecMainStartTimestampMonotonic")
+	start, err := strconv.ParseUint(p["ExecMainStartTimestampMonotonic"], 10, 64)
+	if err != nil {
+		h.t.Fatalf("myapp's ExecMainStartTimestampMonotonic: %v", err)
+	}
+	out := h.sh("journalctl --no-pager -o json --output-fields=MESSAGE,_SYSTEMD_INVOCATION_ID _SYSTEMD_UNIT=myapp.service _TRANSPORT=stdout")
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var e struct {
+			Message    json.RawMessage `json:"MESSAGE"`
+			Invocation string          `json:"_SYSTEMD_INVOCATION_ID"`
+			Monotonic  string          `json:"__MONOTONIC_TIMESTAMP"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			h.t.Fatalf("journalctl -o json: %v: %q", err, line)
+		}
+		mono, err := strconv.ParseUint(e.Monotonic, 10, 64)
+		if err != nil {
+			h.t.Fatalf("journalctl -o json: __MONOTONIC_TIMESTAMP: %v: %q", err, line)
+		}
+		if e.Invocation != p["InvocationID"] && mono < start {
+			continue
+		}
+		var msg string
+		var raw []byte // journalctl's JSON for a message that is not text
+		if json.Unmarshal(e.Message, &msg) != nil && json.Unmarshal(e.Message, &raw) == nil {
+			msg = string(raw)
+		}
+		b.WriteString(msg + "\n")
+	}
+	return b.String()
 }
 
 // waitJournal waits until the current invocation of myapp wrote want, and
@@ -82,8 +134,7 @@ func (h *sdHost) waitJournal(want string) string {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		id := h.show("InvocationID")["InvocationID"]
-		j := h.journal(id)
+		j := h.journal()
 		if strings.Contains(j, want) {
 			return j
 		}
@@ -112,6 +163,38 @@ func (h *sdHost) waitInactive() map[string]string {
 	}
 }
 
+// appPID returns the pids of myapp's main process, ov, and of the app:
+// ov's one child.
+func (h *sdHost) appPID() (ov, app string) {
+	h.t.Helper()
+	ov = h.show("MainPID")["MainPID"]
+	out := h.sh(`grep -lxE 'PPid:[[:space:]]+` + ov + `' /proc/[0-9]*/status 2>/dev/null || true`)
+	var children []string
+	for _, path := range strings.Fields(out) {
+		children = append(children, strings.TrimSuffix(strings.TrimPrefix(path, "/proc/"), "/status"))
+	}
+	if ov == "0" || len(children) != 1 {
+		h.t.Fatalf("myapp's main process %s (ov) has the children %v, want one: the app", ov, children)
+	}
+	return ov, children[0]
+}
+
+// environ returns the environment of process pid, as root reads it in
+// /proc/PID/environ.
+func (h *sdHost) environ(pid string) map[string]string {
+	h.t.Helper()
+	env := map[string]string{}
+	for _, kv := range strings.Split(h.sh("cat /proc/"+pid+"/environ"), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// sdDropInPath is where the README's commands install the drop-in.
+const sdDropInPath = "/etc/systemd/system/myapp.service.d/secrets-as-files.conf"
+
 // sdImage builds the test's host image (testdata/systemd): the entrypoint,
 // the test app as /opt/myapp/server, a checkout holding bin/ov and the
 // unit, and root's vault with its password file.
@@ -124,6 +207,7 @@ func sdImage(t *testing.T, v *ovVault) string {
 	copyWithMode(t, filepath.Join(td, "server"), filepath.Join(ctx, "server"), 0o755)
 	copyWithMode(t, filepath.Join(repo, "bin", "ov"), filepath.Join(ctx, "checkout", "bin", "ov"), 0o755)
 	copyWithMode(t, filepath.Join(repo, systemdUnit), filepath.Join(ctx, "checkout", systemdUnit), 0o644)
+	copyWithMode(t, filepath.Join(repo, systemdDropIn), filepath.Join(ctx, "checkout", systemdDropIn), 0o644)
 	copyWithMode(t, v.path(), filepath.Join(ctx, "vault.json"), 0o600)
 	copyWithMode(t, v.password, filepath.Join(ctx, "password"), 0o600)
 	tag := prefixedName("ov-sd-host") + ":test"
@@ -173,23 +257,36 @@ func sdBoot(t *testing.T, image string) (*sdHost, time.Duration) {
 // by root and a key behind a directory deploy cannot search each fail the
 // unit with 78 and one line in the journal naming the fix, and
 // RestartPreventExitStatus=78 keeps it failed instead of restarting
-// (without it, it restarts: the negative control).
+// (without it, it restarts: the negative control). Then secrets as files:
+// the README's commands install the drop-in next to the unit as it is, and
+// the app gets NAME_FILE=/run/ov/NAME and no value in its environment; the
+// files are deploy's, 0400, in a 0500 directory on tmpfs, and hold the
+// values; ov removes them when the app ends, and systemd removes /run/ov
+// when the unit stops, even after a SIGKILL of ov and the app.
 func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) {
 	requireDebianImages(t)
 	fences := readmeSection(t, "systemd")
+	// The README's ```sh blocks: the host's set-up, reading a failure, and
+	// the block that installs the drop-in (the one that names it).
 	var blocks []readmeFence
+	var dropInBlock readmeFence
+	dropInShown := false
 	for _, f := range fences {
-		if f.lang == "sh" {
+		switch {
+		case f.lang != "sh":
+		case slices.ContainsFunc(f.body, func(line string) bool { return strings.Contains(line, filepath.Base(systemdDropIn)) }):
+			dropInBlock, dropInShown = f, true
+		default:
 			blocks = append(blocks, f)
 		}
 	}
 	if len(blocks) != 2 {
-		t.Fatalf("README.md, systemd: %d ```sh blocks, want 2: the host's set-up, and reading a failure", len(blocks))
+		t.Fatalf("README.md, systemd: %d ```sh blocks that do not name %s, want 2: the host's set-up, and reading a failure", len(blocks), filepath.Base(systemdDropIn))
 	}
 	v := deployVault(t)
 	h, boot := sdBoot(t, sdImage(t, v))
 	t.Logf("systemd booted to running in %v from docker run; systemd-analyze: %s", boot.Round(time.Millisecond), strings.TrimSpace(h.sh("systemd-analyze time | head -n 1")))
-	runBlock := func(f readmeFence) string {
+	runBlock := func(t *testing.T, f readmeFence) string {
 		t.Helper()
 		out := readmeRunBlock(t, f, strings.NewReplacer(), func(script string) (string, error) {
 			return h.exec(script, "bash", "-euo", "pipefail")
@@ -199,7 +296,7 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 	}
 
 	// The README's set-up, as written.
-	setup := runBlock(blocks[0])
+	setup := runBlock(t, blocks[0])
 	deployUID := strings.TrimSpace(h.sh("id -u deploy"))
 	needles := deployNeedles(t)
 	dockerAssertNoSecret(t, "the output of the README's commands", setup, needles)
@@ -209,6 +306,7 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 	}
 
 	t.Run("the app runs as deploy with its secrets", func(t *testing.T) {
+		h := h.on(t)
 		j := h.waitJournal("server: ready")
 		serverReport(t, j, deployUID+" (deploy)")
 		p := h.show("MainPID", "ActiveState", "SubState", "NRestarts")
@@ -225,6 +323,7 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 	})
 
 	t.Run("systemctl stop: one SIGTERM, Result=success", func(t *testing.T) {
+		h := h.on(t)
 		h.waitJournal("server: ready")
 		h.sh("systemctl stop myapp")
 		p := h.waitInactive()
@@ -238,6 +337,7 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 	})
 
 	t.Run("systemctl stop of an app that dies of SIGTERM: 143, Result=success", func(t *testing.T) {
+		h := h.on(t)
 		h.sh("touch /run/server-dies-on-term && systemctl start myapp")
 		defer h.sh("rm -f /run/server-dies-on-term")
 		h.waitJournal("server: ready (dies of SIGTERM)")
@@ -261,6 +361,7 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 			name = "negative control: KillMode=" + tc.killMode + " signals the app directly"
 		}
 		t.Run(name, func(t *testing.T) {
+			h := h.on(t)
 			dropIn := "[Service]\nExecStart=\nExecStart=/usr/local/bin/ov run --rewrite TERM:USR1 --machine-key /etc/ov/machine.kek --app myapp -- /opt/myapp/server\n"
 			if tc.killMode != "" {
 				dropIn += "KillMode=" + tc.killMode + "\n"
@@ -290,6 +391,7 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 			`directory "/etc/ov" is not searchable by uid ` + deployUID},
 	} {
 		t.Run(tc.name+": 78, failed, not restarted", func(t *testing.T) {
+			h := h.on(t)
 			h.sh(tc.breakIt + " && systemctl start myapp")
 			defer h.sh(tc.fixIt + " && systemctl reset-failed myapp")
 			p := h.waitInactive()
@@ -301,7 +403,7 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 				t.Errorf("the journal of the start: %q, want one line with %q", j, tc.want)
 			}
 			if i == 0 {
-				runBlock(blocks[1]) // the README's way to read this failure
+				runBlock(t, blocks[1]) // the README's way to read this failure
 				// Watched past the unit's RestartSec: no restart comes.
 				delay, err := time.ParseDuration(h.show("RestartUSec")["RestartUSec"])
 				if err != nil {
@@ -316,6 +418,7 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 	}
 
 	t.Run("negative control: without RestartPreventExitStatus=78 it restarts", func(t *testing.T) {
+		h := h.on(t)
 		h.sh("mkdir -p /run/systemd/system/myapp.service.d && printf '[Service]\\nRestartPreventExitStatus=\\nRestartSec=100ms\\n' > /run/systemd/system/myapp.service.d/ov-test.conf && systemctl daemon-reload && chmod 0644 /etc/ov/machine.kek && systemctl start myapp")
 		defer h.sh("systemctl stop myapp; rm -r /run/systemd/system/myapp.service.d && systemctl daemon-reload && chmod 0600 /etc/ov/machine.kek && systemctl reset-failed myapp")
 		deadline := time.Now().Add(5 * time.Second)
@@ -332,9 +435,202 @@ func TestSystemdUnitFromTheReadmeRunsTheAppAndStopsOnAConfigError(t *testing.T) 
 	})
 
 	t.Run("the fixed key starts again", func(t *testing.T) {
+		h := h.on(t)
 		h.sh("systemctl start myapp")
 		serverReport(t, h.waitJournal("server: ready"), deployUID+" (deploy)")
 	})
+
+	// Secrets as files: the drop-in, installed next to the unit by the
+	// README's commands.
+	t.Run("secrets as files: the drop-in gives the app NAME_FILE, deploy's 0400 files on tmpfs, no value in any environment", func(t *testing.T) {
+		h := h.on(t)
+		// The control: with the unit alone, the app's environment holds
+		// the value, and the check of /proc/APP/environ sees it.
+		h.waitJournal("server: ready")
+		if _, app := h.appPID(); h.environ(app)["DATABASE_URL"] != deploySecrets["DATABASE_URL"] {
+			t.Fatalf("control: with the unit alone, the app's environment does not hold DATABASE_URL: the check of /proc/%s/environ cannot see one", app)
+		}
+
+		if !dropInShown {
+			t.Fatalf("README.md, systemd: no ```sh block installs %s", filepath.Base(systemdDropIn))
+		}
+		dockerAssertNoSecret(t, "the output of the README's commands", runBlock(t, dropInBlock), needles)
+		dropIn, err := os.ReadFile(filepath.Join(repo, systemdDropIn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.sh("cat " + sdDropInPath); got != string(dropIn) {
+			t.Errorf("%s is not %s as it is:\n%s", sdDropInPath, systemdDropIn, got)
+		}
+		want := map[string]string{
+			"DropInPaths": sdDropInPath, "Environment": "OV_SECRETS_AS=files",
+			"RuntimeDirectory": "ov", "RuntimeDirectoryMode": "0700", "RuntimeDirectoryPreserve": "no",
+		}
+		p := h.show(slices.Sorted(maps.Keys(want))...)
+		for k, v := range want {
+			if p[k] != v {
+				t.Errorf("systemctl show -p %s myapp: %q, want %q", k, p[k], v)
+			}
+		}
+
+		j := h.waitJournal("server: ready")
+		ov, app := h.appPID()
+		if !regexp.MustCompile(`(?m)^server: pid ` + app + `, ppid ` + ov + `, uid ` + deployUID + ` \(deploy\)$`).MatchString(j) {
+			t.Errorf("the app (pid %s, the one child of ov, pid %s) did not report itself as deploy's:\n%s", app, ov, j)
+		}
+		if p := h.show("ActiveState", "SubState", "NRestarts"); p["ActiveState"] != "active" || p["SubState"] != "running" || p["NRestarts"] != "0" {
+			t.Errorf("myapp: %v, want active, running, no restart", p)
+		}
+		env, ovEnv := h.environ(app), h.environ(ov)
+		for name, value := range deploySecrets {
+			file := "/run/ov/" + name
+			sum := sha256.Sum256([]byte(value))
+			hash := hex.EncodeToString(sum[:])
+			if got, ok := env[name+"_FILE"]; got != file {
+				t.Errorf("the app's environment: %s_FILE=%q (set: %v), want %s", name, got, ok, file)
+			}
+			if _, ok := env[name]; ok {
+				t.Errorf("the app's environment holds %s", name)
+			}
+			if _, ok := ovEnv[name]; ok {
+				t.Errorf("ov's environment holds %s", name)
+			}
+			if line := "server: " + name + "_FILE=" + file + " sha256 " + hash + "\n"; !strings.Contains(j, line) {
+				t.Errorf("the app did not read myapp's %s from %s (want the line %q):\n%s", name, file, line, j)
+			}
+			if got := h.sh("sha256sum " + file); got != hash+"  "+file+"\n" {
+				t.Errorf("sha256sum %s: %q, want the SHA-256 of myapp's %s, %s", file, got, name, hash)
+			}
+		}
+		if !strings.Contains(j, "server: OTHER_SECRET is not set\n") {
+			t.Errorf("the app got another app's secret:\n%s", j)
+		}
+		for k := range env {
+			if strings.HasPrefix(k, "OV_") {
+				t.Errorf("the app's environment holds ov's setting %s", k)
+			}
+		}
+		if ovEnv["OV_SECRETS_AS"] != "files" {
+			t.Errorf("ov's environment: OV_SECRETS_AS=%q, want files (the drop-in's Environment=)", ovEnv["OV_SECRETS_AS"])
+		}
+		for what, text := range map[string]string{
+			"the app's /proc/PID/environ": h.sh("tr '\\0' '\\n' < /proc/" + app + "/environ"),
+			"ov's /proc/PID/environ":      h.sh("tr '\\0' '\\n' < /proc/" + ov + "/environ"),
+		} {
+			dockerAssertNoSecret(t, what, text, needles)
+		}
+
+		if got, want := h.sh("stat -c '%a %U %G %F %n' /run/ov /run/ov/*"), "500 deploy deploy directory /run/ov\n"+
+			"400 deploy deploy regular file /run/ov/API_TOKEN\n400 deploy deploy regular file /run/ov/DATABASE_URL\n"; got != want {
+			t.Errorf("/run/ov and its files: %q, want %q", got, want)
+		}
+		if got := h.sh("ls -A /run/ov"); got != "API_TOKEN\nDATABASE_URL\n" {
+			t.Errorf("/run/ov holds %q, want API_TOKEN and DATABASE_URL alone", got)
+		}
+		if fs := h.sh("stat -f -c %T /run/ov"); fs != "tmpfs\n" {
+			t.Errorf("/run/ov is on %q, want tmpfs", fs)
+		}
+		// Another uid reads nothing.
+		out, err := h.exec("", "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", "/run/ov/DATABASE_URL")
+		if err == nil || !strings.Contains(out, "Permission denied") {
+			t.Errorf("nobody reading /run/ov/DATABASE_URL: %v: %q, want permission denied", err, out)
+		}
+		dockerAssertNoSecret(t, "what nobody read", out, needles)
+		dockerAssertNoSecret(t, "the journal", h.sh("journalctl --no-pager -u myapp"), needles)
+	})
+
+	t.Run("secrets as files: systemctl stop, Result=success, and /run/ov is gone", func(t *testing.T) {
+		h := h.on(t)
+		h.waitJournal("server: ready")
+		if got := h.sh("ls -A /run/ov"); got != "API_TOKEN\nDATABASE_URL\n" {
+			t.Fatalf("/run/ov holds %q, want API_TOKEN and DATABASE_URL", got)
+		}
+		h.sh("systemctl stop myapp")
+		p := h.waitInactive()
+		j := h.waitJournal("server: shutting down")
+		if p["ActiveState"] != "inactive" || p["Result"] != "success" || p["ExecMainStatus"] != "0" {
+			t.Errorf("after systemctl stop: %v, want inactive, success, status 0", p)
+		}
+		if strings.Count(j, "server: SIGTERM") != 1 {
+			t.Errorf("the app did not log exactly one SIGTERM:\n%s", j)
+		}
+		if got := h.sh("ls -la /run/ov 2>&1 || true"); !strings.Contains(got, "No such file or directory") {
+			t.Errorf("/run/ov after systemctl stop:\n%s", got)
+		}
+	})
+
+	// Who removes the files: ov, as soon as the app ends (with
+	// RuntimeDirectoryPreserve=yes systemd leaves /run/ov, and it is
+	// empty); systemd, when no process can (a SIGKILL of ov and the app),
+	// as the unit stops: the files of a killed ov are still there when
+	// systemd is told to preserve the directory (the negative control).
+	// testDropIn adds a drop-in of the test's to the unit, and returns
+	// what removes it, with what it left.
+	testDropIn := func(h *sdHost, lines string) func() {
+		h.sh("mkdir -p /run/systemd/system/myapp.service.d && printf '[Service]\\n" + lines + "' > /run/systemd/system/myapp.service.d/ov-test.conf && systemctl daemon-reload")
+		return func() {
+			h.sh("systemctl stop myapp; systemctl reset-failed myapp || true; rm -r /run/systemd/system/myapp.service.d && systemctl daemon-reload && rm -rf /run/ov")
+		}
+	}
+	t.Run("secrets as files: ov removes the files when the app ends (RuntimeDirectoryPreserve=yes keeps /run/ov)", func(t *testing.T) {
+		h := h.on(t)
+		defer testDropIn(h, "RuntimeDirectoryPreserve=yes\\n")()
+		h.sh("systemctl start myapp")
+		h.waitJournal("server: ready")
+		if got := h.sh("ls -A /run/ov"); got != "API_TOKEN\nDATABASE_URL\n" {
+			t.Fatalf("/run/ov holds %q, want API_TOKEN and DATABASE_URL", got)
+		}
+		h.sh("systemctl stop myapp")
+		if p := h.waitInactive(); p["Result"] != "success" {
+			t.Errorf("after systemctl stop: %v, want success", p)
+		}
+		if got := h.sh("stat -c '%U %F' /run/ov && ls -A /run/ov"); got != "deploy directory\n" {
+			t.Errorf("/run/ov, kept by systemd, after the app ended: %q, want deploy's directory, empty", got)
+		}
+	})
+	for _, preserve := range []bool{false, true} {
+		name := "secrets as files: SIGKILL of ov and the app, and systemd removes /run/ov with the files in it"
+		// TimeoutStopSec=2s: systemd in a container on cgroup v1 gets no
+		// notice that a cgroup emptied, and after a SIGKILL of all its
+		// processes at once it sometimes waits in stop-sigkill for the
+		// timeout (90 s by default) though none is left.
+		lines := "TimeoutStopSec=2s\\n"
+		if preserve {
+			name = "negative control: with RuntimeDirectoryPreserve=yes the files of a SIGKILLed ov stay"
+			lines += "RuntimeDirectoryPreserve=yes\\n"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := h.on(t)
+			defer testDropIn(h, lines)()
+			h.sh("systemctl start myapp")
+			h.waitJournal("server: ready")
+			if got := h.sh("ls -A /run/ov"); got != "API_TOKEN\nDATABASE_URL\n" {
+				t.Fatalf("/run/ov holds %q, want API_TOKEN and DATABASE_URL", got)
+			}
+			h.sh("systemctl kill -s KILL myapp")
+			// Restart=on-failure: the unit waits RestartSec to start
+			// again, with the directory of the killed one removed.
+			killed := time.Now()
+			for {
+				p := h.show("ActiveState", "SubState", "Result")
+				if p["SubState"] == "auto-restart" && p["Result"] == "signal" {
+					break
+				}
+				if time.Since(killed) > 10*time.Second {
+					t.Fatalf("myapp after SIGKILL: %v, want auto-restart, Result=signal", p)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Logf("myapp in auto-restart %v after the SIGKILL", time.Since(killed).Round(time.Millisecond))
+			got := h.sh("ls -A /run/ov 2>&1 || true")
+			if want := "API_TOKEN\nDATABASE_URL\n"; preserve && got != want {
+				t.Errorf("/run/ov, kept by systemd, after a SIGKILL of ov: %q, want the files ov could not remove, %q", got, want)
+			}
+			if !preserve && !strings.Contains(got, "No such file or directory") {
+				t.Errorf("/run/ov after a SIGKILL of ov and the app: %q, want it removed by systemd", got)
+			}
+		})
+	}
 
 	stop := time.Now()
 	if out, err := run(repo, "docker", "stop", "-t", "20", h.name); err != nil {
