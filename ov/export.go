@@ -102,12 +102,13 @@ func (c vaultExportCmd) checkOut(vaultPath string) (*vault.Vault, error) {
 		return nil, usageError(fmt.Sprintf("--out %s is not a regular file; choose a file path", out))
 	}
 	old, err := vault.Load(c.Out)
-	switch {
-	case err == nil && old.Exported() != "":
+	if err == nil && old.Exported() != "" {
 		return old, nil
-	case err == nil:
-		return nil, usageError(fmt.Sprintf("--out %s is a vault (apps: %s; generation %d), not an export; an export never replaces a vault, even with --force: choose another file",
-			out, appTable(old), old.Generation()))
+	}
+	if what := vaultFile(c.Out); what != "" {
+		return nil, usageError(fmt.Sprintf("--out %s is %s, not an export; an export never replaces a vault, even with --force: choose another file", out, what))
+	}
+	switch {
 	case errors.Is(err, fs.ErrPermission):
 		return nil, fmt.Errorf("reading %s to tell whether it is an earlier export: %w; run ov as a user who can read it", out, pathErr(err))
 	case c.Force:

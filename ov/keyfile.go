@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/ov-init/ov-init/internal/atomicfile"
 	"github.com/ov-init/ov-init/internal/shellquote"
+	"github.com/ov-init/ov-init/vault"
 )
 
 // keyFileMode is the only mode ov-init's key loader accepts.
@@ -28,6 +31,11 @@ func checkKeyPath(path string, replace bool) error {
 		return fmt.Errorf("%q is a directory; --out names the key file, e.g. --out %s", path, shellquote.Quote(filepath.Join(path, "machine.kek")))
 	case err == nil && !replace:
 		return fmt.Errorf("%q exists; pass --force to replace it", path)
+	case err == nil:
+		// --force: a rotation's flag, one typo away from the vault.
+		if what := vaultFile(path); what != "" {
+			return usageError(fmt.Sprintf("--out %s is %s; a key never replaces it, even with --force: choose another --out", shellquote.Quote(path), what))
+		}
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("%q: %v", path, pathErr(err))
 	}
@@ -123,4 +131,35 @@ func blockingDir(path string, cred *syscall.Credential) (string, os.FileInfo) {
 		}
 	}
 	return "", nil
+}
+
+// vaultFile says what the file at path is when it is a vault, an export,
+// or looks like a vault that no longer parses (a bad merge, a truncated
+// copy, a newer version): files that a key or an export must never
+// replace, since the vault's master-password key and its other apps would
+// go with them. It returns "" for anything else, and for a file it cannot
+// read (whoever writes there will say why).
+func vaultFile(path string) string {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	data, err := io.ReadAll(io.LimitReader(f, vault.MaxFileSize+1))
+	if err != nil {
+		return ""
+	}
+	v, err := vault.Parse(data)
+	switch {
+	case err == nil && v.Exported() != "":
+		return fmt.Sprintf("an export of app %q (generation %d)", v.Exported(), v.Generation())
+	case err == nil:
+		return fmt.Sprintf("a vault (apps: %s; generation %d)", appTable(v), v.Generation())
+	case bytes.Contains(data, []byte(`"wrapped_root"`)) || bytes.Contains(data, []byte(`"root_check"`)):
+		return "what looks like a vault, though it does not parse (" + err.Error() + ")"
+	}
+	return ""
 }
