@@ -134,6 +134,37 @@ func assertDelivered(t *testing.T, r filesReport, names ...string) {
 	}
 }
 
+// delivered checks that r, a run of helper files, exited 0 and that the
+// app got every web secret (assertDelivered); it returns the app's report.
+func delivered(t *testing.T, r secretsResult) filesReport {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d; stderr %s", r.code, r.stderr)
+	}
+	rep := parseFiles(t, r.stdout)
+	assertDelivered(t, rep, allWebSecrets...)
+	return rep
+}
+
+// expectDelivered reads the report of helper files (in its sleep mode)
+// from p, waits for its "ready", and checks that the app got every web
+// secret (assertDelivered).
+func expectDelivered(t *testing.T, p *proc) filesReport {
+	t.Helper()
+	rep := parseFiles(t, p.expect("{", 5*time.Second))
+	p.expect("ready", 5*time.Second)
+	assertDelivered(t, rep, allWebSecrets...)
+	return rep
+}
+
+// catAs reads path with /bin/cat as uid (and gid uid): its output, and
+// its error when it fails.
+func catAs(uid uint32, path string) ([]byte, error) {
+	cmd := exec.Command("/bin/cat", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	return cmd.CombinedOutput()
+}
+
 // dirEntries lists dir (nil when it is missing).
 func dirEntries(t *testing.T, dir string) []string {
 	t.Helper()
@@ -176,12 +207,7 @@ func TestSecretsAsFilesReachTheAppAsNAME_FILE(t *testing.T) {
 			s := newSFSetup(t, "")
 			memMount(t, fs.name, s.dir, fs.options)
 			env := []string{"PATH=/usr/bin:/bin", "DB_PASSWORD=inherited"}
-			r := runSecrets(t, env, withApp(s.filesFlags(), s.app, "files")...)
-			if r.code != 0 {
-				t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
-			}
-			rep := parseFiles(t, r.stdout)
-			assertDelivered(t, rep, allWebSecrets...)
+			rep := delivered(t, runSecrets(t, env, withApp(s.filesFlags(), s.app, "files")...))
 			for _, name := range allWebSecrets {
 				f := rep.Files[name+"_FILE"]
 				if f.Path != filepath.Join(s.dir, name) || f.Mode != "0400" || f.UID != 0 || f.FS != fs.name || f.DirMode != "0500" || f.DirUID != 0 {
@@ -199,9 +225,7 @@ func TestSecretsAsFilesReachTheAppAsNAME_FILE(t *testing.T) {
 func TestSecretFilesBelongToTheAppsUserAlone(t *testing.T) {
 	s := newSFSetup(t, "mode=0700")
 	p := pid1(t, withApp(s.filesFlags("--user", "1001:1001"), s.app, "files", "sleep")...)
-	rep := parseFiles(t, p.expect("{", 5*time.Second))
-	p.expect("ready", 5*time.Second)
-	assertDelivered(t, rep, allWebSecrets...)
+	rep := expectDelivered(t, p)
 	for _, name := range allWebSecrets {
 		f := rep.Files[name+"_FILE"]
 		if f.Mode != "0400" || f.UID != 1001 || f.GID != 1001 || f.DirMode != "0500" || f.DirUID != 1001 {
@@ -209,20 +233,13 @@ func TestSecretFilesBelongToTheAppsUserAlone(t *testing.T) {
 		}
 	}
 	file := filepath.Join(s.dir, "DB_PASSWORD")
-	read := func(uid uint32) error {
-		cmd := exec.Command("/bin/cat", file)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		out, err := cmd.CombinedOutput()
-		if err == nil && string(out) != webSecrets["DB_PASSWORD"] {
-			t.Errorf("uid %d read %q", uid, out)
-		}
-		return err
-	}
-	if err := read(1002); err == nil {
+	if _, err := catAs(1002, file); err == nil {
 		t.Errorf("uid 1002 read the app's secret file %s", file)
 	}
-	if err := read(1001); err != nil {
+	if out, err := catAs(1001, file); err != nil {
 		t.Errorf("control: the app's uid 1001 cannot read %s: %v", file, err)
+	} else if string(out) != webSecrets["DB_PASSWORD"] {
+		t.Errorf("uid 1001 read %q", out)
 	}
 	if b, err := os.ReadFile(file); err != nil || string(b) != webSecrets["DB_PASSWORD"] {
 		t.Errorf("root cannot read %s: %v", file, err)
@@ -237,9 +254,7 @@ func TestSecretFilesBelongToTheAppsUserAlone(t *testing.T) {
 func TestSecretsAsMemfdReachTheAppAsSealedDescriptors(t *testing.T) {
 	s := newSFSetup(t, "")
 	p := pid1(t, withApp(s.memfdFlags("--user", "1001:1001"), s.app, "files", "sleep")...)
-	rep := parseFiles(t, p.expect("{", 5*time.Second))
-	p.expect("ready", 5*time.Second)
-	assertDelivered(t, rep, allWebSecrets...)
+	rep := expectDelivered(t, p)
 	const allSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	var app int
 	for pid := range nsProcesses(t, p.cmd.Process.Pid) {
@@ -256,15 +271,10 @@ func TestSecretsAsMemfdReachTheAppAsSealedDescriptors(t *testing.T) {
 		// From outside: /proc/APP/fd/N is closed to another uid.
 		fd := strings.TrimPrefix(f.Path, "/proc/self/fd/")
 		path := fmt.Sprintf("/proc/%d/fd/%s", app, fd)
-		read := func(uid uint32) error {
-			cmd := exec.Command("/bin/cat", path)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-			return cmd.Run()
-		}
-		if err := read(1002); err == nil {
+		if _, err := catAs(1002, path); err == nil {
 			t.Errorf("uid 1002 read %s (the app's memfd of %s)", path, name)
 		}
-		if err := read(1001); err != nil {
+		if _, err := catAs(1001, path); err != nil {
 			t.Errorf("control: the app's own uid cannot read %s: %v", path, err)
 		}
 	}
@@ -308,8 +318,7 @@ func TestNoSecretValueInTheAppsEnvironOrPID1sMemory(t *testing.T) {
 	}{{"files", s.filesFlags()}, {"memfd", s.memfdFlags()}} {
 		t.Run(mode.name, func(t *testing.T) {
 			p := pid1(t, withApp(mode.flags, s.app, "files", "sleep")...)
-			assertDelivered(t, parseFiles(t, p.expect("{", 5*time.Second)), allWebSecrets...)
-			p.expect("ready", 5*time.Second)
+			expectDelivered(t, p)
 			app, environ := environOf(p)
 			if strings.Contains(environ, leakMark) {
 				t.Errorf("the app's /proc/PID/environ holds a value: %q", environ)
@@ -697,12 +706,7 @@ func TestSecretFilesUsageErrors(t *testing.T) {
 		{"UnknownHowOfOneSecret", s.flags("web", s.webKey, "--secrets", "DB_PASSWORD:files"), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			env := append([]string{"PATH=/usr/bin:/bin"}, c.env...)
-			r := runSecrets(t, env, withApp(c.args, s.touchApp()...)...)
-			if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "ov-init: ") {
-				t.Errorf("exit %d, stderr %q; want 2 and one line", r.code, r.stderr)
-			}
-			s.assertAppNeverStarted(t)
+			s.assertUsageError(t, c.env, c.args)
 		})
 	}
 }
@@ -719,11 +723,7 @@ func TestSecretFilesAreRemovedWhenTheAppEnds(t *testing.T) {
 	}
 	t.Run("AppExits", func(t *testing.T) {
 		s := newSFSetup(t, "mode=0700")
-		r := runSecrets(t, nil, withApp(s.filesFlags(), s.app, "files")...)
-		if r.code != 0 {
-			t.Fatalf("exit %d; stderr %s", r.code, r.stderr)
-		}
-		assertDelivered(t, parseFiles(t, r.stdout), allWebSecrets...)
+		delivered(t, runSecrets(t, nil, withApp(s.filesFlags(), s.app, "files")...))
 		assertEmpty(t, s.dir, "after the app exited 0")
 	})
 	t.Run("AppFails", func(t *testing.T) {
@@ -825,13 +825,9 @@ func TestSecretFilesAreRemovedWhenTheAppEnds(t *testing.T) {
 func TestMemfdsReachTheAppsChildrenUnlessTheAppClosesThem(t *testing.T) {
 	s := newSFSetup(t, "")
 	env := []string{"PATH=/usr/bin:/bin"}
-	r := runSecrets(t, env, withApp(s.memfdFlags("--user", "1001:1001"), s.app, "spawn", s.app, "files")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d; stderr %s", r.code, r.stderr)
-	}
-	assertDelivered(t, parseFiles(t, r.stdout), allWebSecrets...)
+	delivered(t, runSecrets(t, env, withApp(s.memfdFlags("--user", "1001:1001"), s.app, "spawn", s.app, "files")...))
 
-	r = runSecrets(t, env, withApp(s.memfdFlags("--user", "1001:1001"), s.app, "spawn", "--cloexec-secrets", s.app, "files")...)
+	r := runSecrets(t, env, withApp(s.memfdFlags("--user", "1001:1001"), s.app, "spawn", "--cloexec-secrets", s.app, "files")...)
 	if r.code != 0 {
 		t.Fatalf("exit %d; stderr %s", r.code, r.stderr)
 	}
@@ -884,12 +880,7 @@ func TestMixedDeliveryThroughTheAllowList(t *testing.T) {
 func TestSecretsDirRecipes(t *testing.T) {
 	t.Run("EmptyDirWithUser", func(t *testing.T) {
 		s := newSFSetup(t, "mode=0777")
-		r := runSecrets(t, nil, withApp(s.filesFlags("--user", "1001:1001"), s.app, "files")...)
-		if r.code != 0 {
-			t.Fatalf("exit %d; stderr %s", r.code, r.stderr)
-		}
-		rep := parseFiles(t, r.stdout)
-		assertDelivered(t, rep, allWebSecrets...)
+		rep := delivered(t, runSecrets(t, nil, withApp(s.filesFlags("--user", "1001:1001"), s.app, "files")...))
 		if f := rep.Files["DB_PASSWORD_FILE"]; f.DirMode != "0500" || f.DirUID != 1001 || f.UID != 1001 {
 			t.Errorf("emptyDir taken as %+v, want dir 0500 and files of uid 1001", f)
 		}
@@ -904,12 +895,7 @@ func TestSecretsDirRecipes(t *testing.T) {
 		}
 		os.Chmod(s.vault, 0o644)
 		flags := []string{"--vault", s.vault, "--machine-key", key, "--app", "web", "--secrets-as", "files", "--secrets-dir", s.dir}
-		r := runOvInit(t, ovInitForAnyone(t, s), &syscall.Credential{Uid: 1001, Gid: 1001}, []string{"PATH=/usr/bin:/bin"}, withApp(flags, s.app, "files")...)
-		if r.code != 0 {
-			t.Fatalf("exit %d; stderr %s", r.code, r.stderr)
-		}
-		rep := parseFiles(t, r.stdout)
-		assertDelivered(t, rep, allWebSecrets...)
+		rep := delivered(t, runOvInit(t, ovInitForAnyone(t, s), &syscall.Credential{Uid: 1001, Gid: 1001}, []string{"PATH=/usr/bin:/bin"}, withApp(flags, s.app, "files")...))
 		if f := rep.Files["DB_PASSWORD_FILE"]; f.UID != 1001 || f.Mode != "0400" || f.DirMode != "0500" {
 			t.Errorf("%+v, want 0400 files of uid 1001 in a 0500 dir", f)
 		}

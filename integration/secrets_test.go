@@ -178,6 +178,18 @@ func (s *secretsSetup) assertAppNeverStarted(t *testing.T) {
 	}
 }
 
+// assertUsageError runs ov-init with flags and touchApp, env after PATH,
+// and checks that it is a usage error: exit 2, one line, and the app never
+// started.
+func (s *secretsSetup) assertUsageError(t *testing.T, env, flags []string) {
+	t.Helper()
+	r := runSecrets(t, append([]string{"PATH=/usr/bin:/bin"}, env...), withApp(flags, s.touchApp()...)...)
+	if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "ov-init: ") {
+		t.Errorf("exit %d, stderr %q; want 2 and one line", r.code, r.stderr)
+	}
+	s.assertAppNeverStarted(t)
+}
+
 // secretsResult is one finished run of ov-init.
 type secretsResult struct {
 	code           int
@@ -1039,12 +1051,7 @@ func TestEmptyAppOrSecretsFailsClosed(t *testing.T) {
 		{"InvalidAppName", nil, []string{"--app", "Web"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			env := append([]string{"PATH=/usr/bin:/bin"}, c.env...)
-			r := runSecrets(t, env, withApp(c.args, s.touchApp()...)...)
-			if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "ov-init: ") {
-				t.Errorf("exit %d, stderr %q; want 2 and one line", r.code, r.stderr)
-			}
-			s.assertAppNeverStarted(t)
+			s.assertUsageError(t, c.env, c.args)
 		})
 	}
 }

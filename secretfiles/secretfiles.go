@@ -252,8 +252,9 @@ func ours(name string, st *unix.Stat_t, uid int) bool {
 		int(st.Uid) == uid && vault.ValidSecretName(name) == nil
 }
 
-// Clear removes every regular file named like a secret from the directory
-// at path: PID 1's clean-up when the app has exited, by name, never reading
+// Clear removes every regular file named like a secret, mode 0400 and
+// owned by the directory's owner, from the directory at path: PID 1's
+// clean-up when the app has exited, by name, never reading
 // a file. It reports how many it removed. It walks the path as Open does,
 // and refuses a directory with a directory above it that another user
 // could change (see openDir). PID 1 runs as ov-init's user: as root it
@@ -284,7 +285,12 @@ func Clear(path string) (int, error) {
 			continue
 		}
 		var st unix.Stat_t
-		if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		// Only what the stage writes: a 0400 regular file of the
+		// directory's owner (the app's user, as the stage left both). If
+		// the app swapped another directory in, PID 1 must not remove
+		// what the app itself could not.
+		if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG ||
+			st.Mode&0o7777 != FileMode || st.Uid != dst.Uid {
 			continue
 		}
 		if err := unix.Unlinkat(fd, name, 0); err != nil && err != unix.ENOENT {

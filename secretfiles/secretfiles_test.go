@@ -95,18 +95,25 @@ func secretsCopy() []vault.Secret {
 	return out
 }
 
+// openAndWrite opens dir for the app's uid:gid, writes a copy of
+// testSecrets into it, and closes it; it fails the test if either fails.
+func openAndWrite(t *testing.T, dir string, uid, gid int) {
+	t.Helper()
+	d, err := Open(dir, uid, gid)
+	if err != nil {
+		t.Fatalf("Open(%q, %d, %d): %v", dir, uid, gid, err)
+	}
+	defer d.Close()
+	if err := d.Write(secretsCopy()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFilesAreWrittenExactlyWithTheirModes(t *testing.T) {
 	for _, fstype := range []string{"tmpfs", "ramfs"} {
 		t.Run(fstype, func(t *testing.T) {
 			dir := memDir(t, fstype, "mode=0700")
-			d, err := Open(dir, 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			if err := d.Write(secretsCopy()); err != nil {
-				t.Fatal(err)
-			}
+			openAndWrite(t, dir, 0, 0)
 			var st unix.Stat_t
 			if err := unix.Stat(dir, &st); err != nil || st.Mode&0o7777 != DirMode {
 				t.Errorf("dir mode %04o (%v), want %04o", st.Mode&0o7777, err, DirMode)
@@ -131,14 +138,7 @@ func TestFileModeIgnoresTheUmask(t *testing.T) {
 	dir := memDir(t, "tmpfs", "mode=0700")
 	old := unix.Umask(0o477)
 	defer unix.Umask(old)
-	d, err := Open(dir, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Write(secretsCopy()); err != nil {
-		t.Fatal(err)
-	}
+	openAndWrite(t, dir, 0, 0)
 	var st unix.Stat_t
 	if err := unix.Stat(Path(dir, "TLS_KEY"), &st); err != nil || st.Mode&0o7777 != FileMode {
 		t.Errorf("with umask 0477: file mode %04o (%v), want %04o", st.Mode&0o7777, err, FileMode)
@@ -278,14 +278,7 @@ func TestLeftoversOfAnEarlierRunAreReplaced(t *testing.T) {
 	}
 	os.Chmod(filepath.Join(dir, "OLD_SECRET"), FileMode)
 	os.Chmod(filepath.Join(dir, "TLS_KEY"), FileMode)
-	d, err := Open(dir, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Write(secretsCopy()); err != nil {
-		t.Fatal(err)
-	}
+	openAndWrite(t, dir, 0, 0)
 	if got := entries(t, dir); !slices.Equal(got, []string{"DB_PASSWORD", "TLS_KEY"}) {
 		t.Errorf("entries %q, want the new secrets only", got)
 	}
@@ -353,14 +346,7 @@ func TestClearRemovesOnlyFilesNamedLikeSecrets(t *testing.T) {
 // dirs of every test here are under /tmp, root's, 1777, too).
 func TestOpenTakesADirectoryUnderAStickyOne(t *testing.T) {
 	dir := under(t, "mode=1777")
-	d, err := Open(dir, 1001, 1001)
-	if err != nil {
-		t.Fatalf("a secrets dir under a sticky directory: %v", err)
-	}
-	defer d.Close()
-	if err := d.Write(secretsCopy()); err != nil {
-		t.Fatal(err)
-	}
+	openAndWrite(t, dir, 1001, 1001)
 	if got := entries(t, dir); !slices.Equal(got, []string{"DB_PASSWORD", "TLS_KEY"}) {
 		t.Errorf("entries %q", got)
 	}
@@ -380,15 +366,7 @@ func TestClearRefusesWhenADirectoryAboveIsNotSafe(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := under(t, "mode=0755")
-			d, err := Open(dir, 1001, 1001)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = d.Write(secretsCopy())
-			d.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			openAndWrite(t, dir, 1001, 1001)
 			if err := c.change(filepath.Dir(dir)); err != nil {
 				t.Fatal(err)
 			}
@@ -408,15 +386,27 @@ func TestClearRefusesWhenADirectoryAboveIsNotSafe(t *testing.T) {
 // CAP_DAC_OVERRIDE.
 func TestClearChangesTheModeOfNoDirectoryButItsOwn(t *testing.T) {
 	dir := memDir(t, "tmpfs", "mode=0700")
-	for _, f := range []string{"A", "B"} {
+	for _, f := range []string{"A", "B", "ROOTS", "WIDE"} {
 		os.WriteFile(filepath.Join(dir, f), []byte("x"), FileMode)
+		if f != "ROOTS" {
+			os.Chown(filepath.Join(dir, f), 4242, 4242)
+		}
 	}
+	os.Chmod(filepath.Join(dir, "WIDE"), 0o644)
 	if err := os.Chown(dir, 4242, 4242); err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, DirMode)
 	if n, err := Clear(dir); err != nil || n != 2 {
 		t.Errorf("Clear: %d, %v; want 2 removed", n, err)
+	}
+	// Only what the stage writes goes: a 0400 file of the directory's
+	// owner. Another owner's file, or a file of another mode, is no secret
+	// file of this run: the app may have swapped its directory.
+	for _, f := range []string{"ROOTS", "WIDE"} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("Clear removed %s, which the stage never writes: %v", f, err)
+		}
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil || st.Mode&0o7777 != DirMode || st.Uid != 4242 {
@@ -447,14 +437,7 @@ func TestAStickyDirectoryNobodyElseCanWriteIsTakenAndReset(t *testing.T) {
 			}
 			os.Chmod(stale, FileMode)
 			os.Chown(stale, c.uid, c.uid)
-			d, err := Open(dir, c.uid, c.uid)
-			if err != nil {
-				t.Fatalf("Open of a sticky directory nobody else can write: %v", err)
-			}
-			defer d.Close()
-			if err := d.Write(secretsCopy()); err != nil {
-				t.Fatal(err)
-			}
+			openAndWrite(t, dir, c.uid, c.uid)
 			var st unix.Stat_t
 			if err := unix.Stat(dir, &st); err != nil || st.Mode&0o7777 != DirMode {
 				t.Errorf("dir mode %04o (%v), want %04o, the sticky bit cleared", st.Mode&0o7777, err, DirMode)

@@ -328,12 +328,7 @@ func composeCheckFiles(t *testing.T, stdout, stderr string) {
 	t.Helper()
 	r := sfParse(t, stdout)
 	sfAssertWebSecretsAsFiles(t, r)
-	for _, name := range []string{"DATABASE_URL", "API_TOKEN"} {
-		f := r.Files[name+"_FILE"]
-		if f.Path != "/run/ov/"+name || f.Mode != "0400" || f.UID != 10001 || f.FS != "tmpfs" || f.DirMode != "0500" || f.DirUID != 10001 {
-			t.Errorf("%s_FILE: %+v; want /run/ov/%s, 0400, uid 10001, on tmpfs, in a 0500 directory of uid 10001", name, f, name)
-		}
-	}
+	sfAssertOnTheRecipesTmpfs(t, r)
 	if len(r.Files) != 2 {
 		t.Errorf("the app has %d NAME_FILE variables, want 2: %+v", len(r.Files), r.Files)
 	}

@@ -15,7 +15,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -360,7 +359,7 @@ func debianImage(t *testing.T, v *ovVault) (tag, key string) {
 func debianStart(t *testing.T, image, key string, env, cmd []string) *dockerContainer {
 	t.Helper()
 	name := prefixedName("ov-deb")
-	c, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
+	return dockerCreateAndStart(t, "container "+name, docker.CreateContainerOptions{
 		Name: name,
 		Config: &docker.Config{
 			Image:  image,
@@ -370,21 +369,6 @@ func debianStart(t *testing.T, image, key string, env, cmd []string) *dockerCont
 		},
 		HostConfig: &docker.HostConfig{NetworkMode: "none", Binds: dockerKeyMount(key)},
 	})
-	if err != nil {
-		t.Fatalf("creating container %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		err := pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: c.ID, Force: true, RemoveVolumes: true})
-		var gone *docker.NoSuchContainer
-		if err != nil && !errors.As(err, &gone) {
-			t.Errorf("removing container %s: %v", name, err)
-		}
-	})
-	dc := &dockerContainer{t: t, ID: c.ID, started: time.Now()}
-	if err := pool.Client.StartContainer(c.ID, nil); err != nil {
-		t.Fatalf("starting container %s: %v", name, err)
-	}
-	return dc
 }
 
 // TestDebianImageFromTheReadmeRunsTheAppWithItsSecrets builds the README's

@@ -18,7 +18,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -452,7 +451,7 @@ func (p *k8sPod) secretVolume(t *testing.T, mode os.FileMode, gid int, subPath b
 // start creates and starts the container; it is removed when the test ends.
 func (p *k8sPod) start(t *testing.T) string {
 	t.Helper()
-	c, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
+	return dockerCreateAndStart(t, "the container", docker.CreateContainerOptions{
 		Name: k8sContainerName(p.name),
 		Config: &docker.Config{
 			Image:      appImage,
@@ -470,21 +469,7 @@ func (p *k8sPod) start(t *testing.T) string {
 			SecurityOpt:    []string{"no-new-privileges"}, // allowPrivilegeEscalation: false
 			ReadonlyRootfs: true,
 		},
-	})
-	if err != nil {
-		t.Fatalf("creating the container: %v", err)
-	}
-	t.Cleanup(func() {
-		err := pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: c.ID, Force: true})
-		var gone *docker.NoSuchContainer
-		if err != nil && !errors.As(err, &gone) {
-			t.Errorf("removing container %.12s: %v", c.ID, err)
-		}
-	})
-	if err := pool.Client.StartContainer(c.ID, nil); err != nil {
-		t.Fatalf("starting the container: %v", err)
-	}
-	return c.ID
+	}).ID
 }
 
 // k8sWait waits for the container to exit and returns its status and output.
@@ -755,7 +740,7 @@ func k8sRunInit(t *testing.T, in k8sInit, emptyDir string) {
 	if in.noNewPrivs {
 		secOpt = []string{"no-new-privileges"}
 	}
-	c, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
+	c := dockerCreateAndStart(t, "init container "+in.name, docker.CreateContainerOptions{
 		Name: k8sContainerName(k8sTestName(t) + "-" + in.name),
 		Config: &docker.Config{
 			Image:      in.image,
@@ -772,19 +757,6 @@ func k8sRunInit(t *testing.T, in k8sInit, emptyDir string) {
 			ReadonlyRootfs: in.readOnly,
 		},
 	})
-	if err != nil {
-		t.Fatalf("creating init container %s: %v", in.name, err)
-	}
-	t.Cleanup(func() {
-		err := pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: c.ID, Force: true})
-		var gone *docker.NoSuchContainer
-		if err != nil && !errors.As(err, &gone) {
-			t.Errorf("removing container %.12s: %v", c.ID, err)
-		}
-	})
-	if err := pool.Client.StartContainer(c.ID, nil); err != nil {
-		t.Fatalf("starting init container %s: %v", in.name, err)
-	}
 	if code, stdout, stderr := k8sWait(t, c.ID); code != 0 {
 		t.Fatalf("init container %s (%q): exit %d\nstdout: %s\nstderr: %s", in.name, in.command, code, stdout, stderr)
 	}

@@ -10,15 +10,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ory/dockertest/v3/docker"
 )
 
 // sfSpec is a container of the app image for these tests.
@@ -34,37 +31,10 @@ func sfStart(t *testing.T, s sfSpec) *dockerContainer {
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	name := "ov-sf-" + strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")) + "-" + hex.EncodeToString(suffix)
-	c, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
-		Name: name,
-		Config: &docker.Config{
-			Image:      appImage,
-			Entrypoint: s.Entrypoint,
-			Cmd:        s.Cmd,
-			Env:        s.Env,
-			Labels:     map[string]string{dockerTestLabel: t.Name()},
-		},
-		HostConfig: &docker.HostConfig{
-			NetworkMode:    "none",
-			Binds:          s.Binds,
-			ReadonlyRootfs: s.ReadOnly,
-			Tmpfs:          s.Tmpfs,
-		},
-	})
-	if err != nil {
-		t.Fatalf("creating container %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		err := pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: c.ID, Force: true, RemoveVolumes: true})
-		var gone *docker.NoSuchContainer
-		if err != nil && !errors.As(err, &gone) {
-			t.Errorf("removing container %s: %v", name, err)
-		}
-	})
-	dc := &dockerContainer{t: t, ID: c.ID, started: time.Now()}
-	if err := pool.Client.StartContainer(c.ID, nil); err != nil {
-		t.Fatalf("starting container %s: %v", name, err)
-	}
-	return dc
+	opts := dockerOptions(t, s.dockerSpec)
+	opts.Name = name
+	opts.HostConfig.Tmpfs = s.Tmpfs
+	return dockerCreateAndStart(t, "container "+name, opts)
 }
 
 // sfFile is helper files' account of one NAME_FILE (see integration/helper).
@@ -116,6 +86,33 @@ func sfAssertWebSecretsAsFiles(t *testing.T, r sfReport) {
 	}
 }
 
+// sfRunFiles waits for a container running helper files to exit 0, and
+// checks its report with sfAssertWebSecretsAsFiles.
+func sfRunFiles(t *testing.T, ct *dockerContainer) (r sfReport, stdout, stderr string) {
+	t.Helper()
+	code := ct.wait(10 * time.Second)
+	stdout, stderr = ct.logs()
+	if code != 0 {
+		t.Fatalf("exit %d; stderr %q", code, stderr)
+	}
+	r = sfParse(t, stdout)
+	sfAssertWebSecretsAsFiles(t, r)
+	return r, stdout, stderr
+}
+
+// sfAssertOnTheRecipesTmpfs checks that each web secret's file is
+// /run/ov/NAME, 0400, of uid 10001, on tmpfs, in a 0500 directory of uid
+// 10001.
+func sfAssertOnTheRecipesTmpfs(t *testing.T, r sfReport) {
+	t.Helper()
+	for _, name := range []string{"DATABASE_URL", "API_TOKEN"} {
+		f := r.Files[name+"_FILE"]
+		if f.Path != "/run/ov/"+name || f.Mode != "0400" || f.UID != 10001 || f.FS != "tmpfs" || f.DirMode != "0500" || f.DirUID != 10001 {
+			t.Errorf("%s_FILE: %+v; want /run/ov/%s, 0400, uid 10001, on tmpfs, in a 0500 directory of uid 10001", name, f, name)
+		}
+	}
+}
+
 // The README recipe: docker run --tmpfs /run/ov:mode=0700 -e OV_USER=…
 // -e OV_SECRETS_AS=files. The app, uid 10001, reads 0400 files of its own
 // in a 0500 directory on tmpfs; nothing of a value is in docker logs at
@@ -137,19 +134,8 @@ func TestDockerSecretsAsFilesOnTheRecipesTmpfs(t *testing.T) {
 				},
 				Tmpfs: map[string]string{"/run/ov": c.tmpfs},
 			})
-			code := ct.wait(10 * time.Second)
-			stdout, stderr := ct.logs()
-			if code != 0 {
-				t.Fatalf("exit %d; stderr %q", code, stderr)
-			}
-			r := sfParse(t, stdout)
-			sfAssertWebSecretsAsFiles(t, r)
-			for _, name := range []string{"DATABASE_URL", "API_TOKEN"} {
-				f := r.Files[name+"_FILE"]
-				if f.Path != "/run/ov/"+name || f.Mode != "0400" || f.UID != 10001 || f.FS != "tmpfs" || f.DirMode != "0500" || f.DirUID != 10001 {
-					t.Errorf("%s_FILE: %+v; want /run/ov/%s, 0400, uid 10001, on tmpfs, in a 0500 directory of uid 10001", name, f, name)
-				}
-			}
+			r, stdout, stderr := sfRunFiles(t, ct)
+			sfAssertOnTheRecipesTmpfs(t, r)
 			needles := dockerSecretNeedles(t)
 			dockerAssertNoSecret(t, "docker logs (stdout)", stdout, needles)
 			dockerAssertNoSecret(t, "docker logs (stderr) at -vvv", stderr, needles)
@@ -208,13 +194,7 @@ func TestDockerSecretsAsMemfdInAReadOnlyContainer(t *testing.T) {
 		Binds:    dockerKeyMount(webKey),
 		ReadOnly: true,
 	}})
-	code := ct.wait(10 * time.Second)
-	stdout, stderr := ct.logs()
-	if code != 0 {
-		t.Fatalf("exit %d; stderr %q", code, stderr)
-	}
-	r := sfParse(t, stdout)
-	sfAssertWebSecretsAsFiles(t, r)
+	r, stdout, stderr := sfRunFiles(t, ct)
 	for _, name := range []string{"DATABASE_URL", "API_TOKEN"} {
 		if f := r.Files[name+"_FILE"]; !strings.HasPrefix(f.Path, "/proc/self/fd/") || !strings.HasPrefix(f.Link, "/memfd:ov:"+name) || f.UID != 10001 || f.Mode != "0400" {
 			t.Errorf("%s_FILE: %+v; want a memfd of uid 10001, 0400", name, f)

@@ -50,12 +50,13 @@ type dockerContainer struct {
 // (killed first if needed) when the test ends, even when it fails.
 func dockerStart(t *testing.T, s dockerSpec) *dockerContainer {
 	t.Helper()
-	host := &docker.HostConfig{
-		NetworkMode:    "none",
-		Binds:          s.Binds,
-		ReadonlyRootfs: s.ReadOnly,
-	}
-	c, err := pool.Client.CreateContainer(docker.CreateContainerOptions{
+	return dockerCreateAndStart(t, "a container of "+appImage, dockerOptions(t, s))
+}
+
+// dockerOptions are the options of an unnamed container of appImage as s
+// says, networking off.
+func dockerOptions(t *testing.T, s dockerSpec) docker.CreateContainerOptions {
+	return docker.CreateContainerOptions{
 		Config: &docker.Config{
 			Image:      appImage,
 			Entrypoint: s.Entrypoint,
@@ -63,21 +64,33 @@ func dockerStart(t *testing.T, s dockerSpec) *dockerContainer {
 			Env:        s.Env,
 			Labels:     map[string]string{dockerTestLabel: t.Name()},
 		},
-		HostConfig: host,
-	})
+		HostConfig: &docker.HostConfig{
+			NetworkMode:    "none",
+			Binds:          s.Binds,
+			ReadonlyRootfs: s.ReadOnly,
+		},
+	}
+}
+
+// dockerCreateAndStart creates a container as opts says and starts it; it
+// is removed (killed first if needed) when the test ends, even when it
+// fails. what names it in failures ("init container x").
+func dockerCreateAndStart(t *testing.T, what string, opts docker.CreateContainerOptions) *dockerContainer {
+	t.Helper()
+	c, err := pool.Client.CreateContainer(opts)
 	if err != nil {
-		t.Fatalf("creating a container of %s: %v", appImage, err)
+		t.Fatalf("creating %s: %v", what, err)
 	}
 	t.Cleanup(func() {
 		err := pool.Client.RemoveContainer(docker.RemoveContainerOptions{ID: c.ID, Force: true, RemoveVolumes: true})
 		var gone *docker.NoSuchContainer
 		if err != nil && !errors.As(err, &gone) {
-			t.Errorf("removing container %.12s: %v", c.ID, err)
+			t.Errorf("removing %s (%.12s): %v", what, c.ID, err)
 		}
 	})
 	dc := &dockerContainer{t: t, ID: c.ID, started: time.Now()}
 	if err := pool.Client.StartContainer(c.ID, nil); err != nil {
-		t.Fatalf("starting container %.12s: %v", c.ID, err)
+		t.Fatalf("starting %s (%.12s): %v", what, c.ID, err)
 	}
 	return dc
 }
