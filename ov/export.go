@@ -101,14 +101,12 @@ func (c vaultExportCmd) checkOut(vaultPath string) (*vault.Vault, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, usageError(fmt.Sprintf("--out %s is not a regular file; choose a file path", out))
 	}
-	old, err := vault.Load(c.Out)
-	if err == nil && old.Exported() != "" {
-		return old, nil
-	}
-	if what := vaultFile(c.Out); what != "" {
-		return nil, usageError(fmt.Sprintf("--out %s is %s, not an export; an export never replaces a vault, even with --force: choose another file", out, what))
-	}
+	old, what, err := vaultFile(c.Out)
 	switch {
+	case old != nil && old.Exported() != "":
+		return old, nil // an earlier export: checkOldExport decides
+	case what != "":
+		return nil, usageError(fmt.Sprintf("--out %s is %s, not an export; an export never replaces a vault, even with --force: choose another file", out, what))
 	case errors.Is(err, fs.ErrPermission):
 		return nil, fmt.Errorf("reading %s to tell whether it is an earlier export: %w; run ov as a user who can read it", out, pathErr(err))
 	case c.Force:

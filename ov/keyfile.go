@@ -33,7 +33,7 @@ func checkKeyPath(path string, replace bool) error {
 		return fmt.Errorf("%q exists; pass --force to replace it", path)
 	case err == nil:
 		// --force: a rotation's flag, one typo away from the vault.
-		if what := vaultFile(path); what != "" {
+		if _, what, _ := vaultFile(path); what != "" {
 			return usageError(fmt.Sprintf("--out %s is %s; a key never replaces it, even with --force: choose another --out", shellquote.Quote(path), what))
 		}
 	case err != nil && !errors.Is(err, os.ErrNotExist):
@@ -133,33 +133,34 @@ func blockingDir(path string, cred *syscall.Credential) (string, os.FileInfo) {
 	return "", nil
 }
 
-// vaultFile says what the file at path is when it is a vault, an export,
-// or looks like a vault that no longer parses (a bad merge, a truncated
-// copy, a newer version): files that a key or an export must never
-// replace, since the vault's master-password key and its other apps would
-// go with them. It returns "" for anything else, and for a file it cannot
-// read (whoever writes there will say why).
-func vaultFile(path string) string {
+// vaultFile reads the file at path and says what it is when it is a
+// vault, an export, or looks like a vault that no longer parses (a bad
+// merge, a truncated copy, a newer version): files that a key or an export
+// must never replace, since the vault's master-password key and its other
+// apps would go with them. It returns the parsed file when it parses, and
+// what is "" for anything else. err is why it could not be read (a key
+// writer lets the write say it; export must know).
+func vaultFile(path string) (v *vault.Vault, what string, err error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return ""
+		return nil, "", err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return ""
+		return nil, "", err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, vault.MaxFileSize+1))
 	if err != nil {
-		return ""
+		return nil, "", err
 	}
-	v, err := vault.Parse(data)
+	v, perr := vault.Parse(data)
 	switch {
-	case err == nil && v.Exported() != "":
-		return fmt.Sprintf("an export of app %q (generation %d)", v.Exported(), v.Generation())
-	case err == nil:
-		return fmt.Sprintf("a vault (apps: %s; generation %d)", appTable(v), v.Generation())
+	case perr == nil && v.Exported() != "":
+		return v, fmt.Sprintf("an export of app %q (generation %d)", v.Exported(), v.Generation()), nil
+	case perr == nil:
+		return v, fmt.Sprintf("a vault (apps: %s; generation %d)", appTable(v), v.Generation()), nil
 	case bytes.Contains(data, []byte(`"wrapped_root"`)) || bytes.Contains(data, []byte(`"root_check"`)):
-		return "what looks like a vault, though it does not parse (" + err.Error() + ")"
+		return nil, "what looks like a vault, though it does not parse (" + perr.Error() + ")", nil
 	}
-	return ""
+	return nil, "", nil
 }
