@@ -123,6 +123,34 @@ func TestRemapExitNeverHidesAFailureBeforeTheApp(t *testing.T) {
 		t.Errorf("missing command with -e 127: exit %d, want 127; stderr: %q", r.code, r.stderr)
 	}
 
+	// The command is found, the stage says the app starts, and execve
+	// fails (a script on a noexec file system): the failure comes after
+	// that notice, and is still ov-init's own 126, never remapped to 0.
+	noexec := filepath.Join(s.dir, "noexec")
+	if err := os.Mkdir(noexec, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", noexec, "tmpfs", syscall.MS_NOEXEC, "size=64k"); err != nil {
+		t.Fatalf("mounting a noexec tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(noexec, syscall.MNT_DETACH) })
+	app := filepath.Join(noexec, "app")
+	if err := os.WriteFile(app, []byte("#!/bin/sh\ntouch "+s.marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range [][]string{nil, {"run"}} { // ov-init, ov run
+		bin := ovInit
+		if prefix != nil {
+			bin = ovBin
+		}
+		r = runOvInit(t, bin, nil, nil, slices.Concat(prefix, withApp(s.flags("web", s.webKey, "-e", "126"), app))...)
+		if r.code != 126 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "permission denied") {
+			t.Errorf("%s %v: execve failing on a noexec file system with -e 126: exit %d, stderr %q; want 126 and one line saying permission denied",
+				filepath.Base(bin), prefix, r.code, r.stderr)
+		}
+		s.assertAppNeverStarted(t)
+	}
+
 	// Control: the app's own status is remapped.
 	r = runSecrets(t, nil, withApp(s.flags("web", s.webKey, "-e", "78"), helper, "exit", "78")...)
 	if r.code != 0 {

@@ -562,3 +562,80 @@ func TestRootCheckReplacedByAnotherKeyIsRefused(t *testing.T) {
 	_, err = w.Unlock(testPassword)
 	wantErrIs(t, err, ErrTampered)
 }
+
+// TestOlderSectionPastedIntoCurrentFileOpensWithItsOldDeploymentKeys
+// holds SPEC.md's documented limit (section 5, "What a deployment key
+// trusts"): one genuine older section pasted into a current file opens
+// with the deployment keys of that section's grants, the revoked one
+// included, and gives the older values; the root key and ov, which verify
+// the table, refuse it.
+func TestOlderSectionPastedIntoCurrentFileOpensWithItsOldDeploymentKeys(t *testing.T) {
+	v, root := newTestVault(t)
+	blue, _, err := v.DeploymentKey(root, "web", "blue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	green, _, err := v.DeploymentKey(root, "web", "green")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := v.apps["web"].clone()
+	if err := v.RevokeDeployment(root, "web", "green"); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, v, root, "web", "DB_PASSWORD", "changed-after-the-revoke")
+	if got := secretsMap(t, v, "web", blue); got["DB_PASSWORD"] != "changed-after-the-revoke" {
+		t.Fatalf("control: blue opens the current file to %v", got)
+	}
+	_, err = v.Open("web", green, nil)
+	wantErrIs(t, err, ErrRevokedDeployment)
+
+	pasted := mustParse(t, pasteSection(t, marshal(t, v), "web", old))
+	for name, key := range map[string][]byte{"blue": blue, "green, revoked since": green} {
+		if got := secretsMap(t, pasted, "web", key); got["DB_PASSWORD"] != "hunter2" {
+			t.Errorf("%s: the older section opened to %v, want its own older values (the documented limit)", name, got)
+		}
+	}
+	_, err = pasted.Open("web", root.Bytes(), nil)
+	wantTableAltered(t, "Open(older section pasted in, root key)", err)
+	_, err = pasted.Unlock(testPassword)
+	wantTableAltered(t, "Unlock(older section pasted in)", err)
+}
+
+// TestRevokedDeploymentCanServeALegacyKeyHostItsOwnValues holds the limit
+// of legacy app keys (SPEC.md section 2): a host still on web's epoch-1
+// app key accepts any epoch-1 section, and whoever held a deployment key
+// of epoch 1, revoked since, unwraps that app key from an old copy and
+// writes one with values of their choosing. Only moving the host to a
+// deployment key closes it: its grant, the current deployment keys and
+// the root key refuse the forgery.
+func TestRevokedDeploymentCanServeALegacyKeyHostItsOwnValues(t *testing.T) {
+	v, root := newTestVault(t)
+	legacy := mustAppKey(t, v, root, "web") // epoch 1
+	blue, _, err := v.DeploymentKey(root, "web", "blue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	green, _, err := v.DeploymentKey(root, "web", "green")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := v.apps["web"].clone()
+	if err := v.RevokeDeployment(root, "web", "green"); err != nil {
+		t.Fatal(err)
+	}
+	// green's holder, with a copy from before the revoke.
+	g := old.deployments["green"]
+	a1, err := openGrant(green, g.grant, "web", "green", g.generation, old.epoch, old.mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := mustParse(t, pasteSection(t, marshal(t, v), "web", forgeSection(t, a1, "web", old.epoch, forgedValues)))
+	if got := secretsMap(t, forged, "web", legacy); got["DB_PASSWORD"] != forgedValues["DB_PASSWORD"] {
+		t.Errorf("the legacy key opened the forged section to %v, want the forger's values (the documented limit)", got)
+	}
+	_, err = forged.Open("web", blue, nil)
+	wantErrIs(t, err, ErrWrongKey)
+	_, err = forged.Open("web", root.Bytes(), nil)
+	wantTableAltered(t, "Open(forged epoch-1 section, root key)", err)
+}
