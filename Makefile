@@ -3,7 +3,8 @@
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X github.com/ov-init/ov-init/initcmd.Version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse --short=7 HEAD 2>/dev/null)
+LDFLAGS  := -s -w -X github.com/ov-init/ov-init/initcmd.Version=$(VERSION) -X github.com/ov-init/ov-init/initcmd.Commit=$(COMMIT)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
 .PHONY: all build test unit integration lint fuzz demo image bench clean bin/ov-init bin/ov

@@ -24,8 +24,13 @@ const defaultMachineKey = "/run/secrets/machine.kek"
 // ovInitName is ov-init's own name: its parser's, and the start of its lines.
 const ovInitName = "ov-init"
 
-// Version is set at build time (-ldflags -X); ov reports it too.
-var Version = "dev"
+// Version and Commit are set at build time (-ldflags -X, see the
+// Makefile); ov reports them too, and VersionLine says what a build without
+// them prints.
+var (
+	Version = "dev"
+	Commit  = ""
+)
 
 // intro is the top of ov-init --help; the exit-status paragraph follows,
 // from exitcode's table.
@@ -124,7 +129,7 @@ func parse(args, env []string) (Options, int, bool) {
 	parser, err := kong.New(&c,
 		kong.Name(ovInitName),
 		kong.Description(intro+"\n\n"+exitcode.Help()),
-		kong.Vars{"version": "ov-init " + Version},
+		kong.Vars{"version": VersionLine(ovInitName)},
 		kong.ExplicitGroups([]kong.Group{{Key: secretsGroup, Title: "Secrets mode (with --app)"}}),
 		kong.Exit(func(code int) { exit = code }),
 		kong.Writers(os.Stdout, os.Stderr),

@@ -75,7 +75,7 @@ func Main(args []string) int {
 	parser, err := kong.New(&c,
 		kong.Name("ov"),
 		kong.Description(description),
-		kong.Vars{"version": "ov " + initcmd.Version, "vault": defaultVault},
+		kong.Vars{"version": initcmd.VersionLine("ov"), "vault": defaultVault},
 		kong.ExplicitGroups([]kong.Group{{Key: "secrets", Title: "Secrets mode (with --app)"}}),
 		kong.Exit(func(code int) { exit = code }),
 		kong.Writers(os.Stdout, os.Stderr),

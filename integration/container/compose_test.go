@@ -477,6 +477,7 @@ const readmeDatabaseURL = "postgres://myapp:s3cret@db/myapp"
 type readmeFence struct {
 	lang string
 	body []string // its lines
+	sub  string   // the "### " heading it is under, if any
 }
 
 // readmeSection returns the fenced blocks of README.md's "## title"
@@ -500,6 +501,7 @@ func readmeFences(t *testing.T, text, heading string) []readmeFence {
 	found := in
 	var fences []readmeFence
 	var cur *readmeFence
+	sub := ""
 	for _, line := range lines {
 		if cur != nil {
 			if line == "```" {
@@ -513,10 +515,14 @@ func readmeFences(t *testing.T, text, heading string) []readmeFence {
 		if heading != "" && strings.HasPrefix(line, "## ") {
 			in = line == heading
 			found = found || in
+			sub = ""
 			continue
 		}
+		if strings.HasPrefix(line, "### ") {
+			sub = line
+		}
 		if lang, ok := strings.CutPrefix(line, "```"); ok && in {
-			cur = &readmeFence{lang: lang}
+			cur = &readmeFence{lang: lang, sub: sub}
 		}
 	}
 	if !found {
@@ -549,6 +555,8 @@ func TestReadmeYAMLIsFromTheTestedFiles(t *testing.T) {
 	for title, files := range readmeSections {
 		for _, f := range readmeSection(t, title) {
 			switch {
+			case f.sub == readmeDockerInit:
+				continue // run and checked by TestDockerInit, on a daemon whose init is ov-init
 			case f.lang == "sh" && title != "Kubernetes":
 				continue // run by TestReadmeDockerAndComposeCommandsRun
 			case f.lang == "yaml" && len(files) > 0:
@@ -578,7 +586,8 @@ func TestReadmeYAMLIsFromTheTestedFiles(t *testing.T) {
 }
 
 // TestReadmeDockerAndComposeCommandsRun runs the ```sh blocks of README.md's
-// "Docker", "Compose" and "Secrets as files" sections as written, in one bash -euo pipefail in
+// "Docker" (but its `docker run --init` part, which TestDockerInit runs),
+// "Compose" and "Secrets as files" sections as written, in one bash -euo pipefail in
 // the repository, with two substitutions: a key of its own for
 // /etc/ov/machine.kek, and the Compose under test for `docker compose`. HOME
 // is a directory holding the vault at ~/.config/ov/vault.json (app myapp),
@@ -592,32 +601,8 @@ func TestReadmeDockerAndComposeCommandsRun(t *testing.T) {
 
 func testReadmeCommands(t *testing.T, composeArgv []string) {
 	compose := strings.Join(composeArgv, " ")
-	tmp := t.TempDir()
-	home, key := filepath.Join(tmp, "home"), filepath.Join(tmp, "machine.kek")
-	vaultPath := filepath.Join(home, readmeVaultPath)
-	if err := os.MkdirAll(filepath.Dir(vaultPath), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	newExampleVault(t, vaultPath, key, "myapp", map[string]string{"DATABASE_URL": readmeDatabaseURL})
-	goEnv, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
-	if err != nil {
-		t.Fatalf("go env: %v", err)
-	}
-	gv := strings.Fields(string(goEnv))
-	if len(gv) != 3 {
-		t.Fatalf("go env: %q", goEnv)
-	}
-	// The README exports the vault with ov, which asks for the master
-	// password on a terminal; here it reads it from a file.
-	pwFile := filepath.Join(tmp, "password")
-	if err := os.WriteFile(pwFile, []byte(exampleVaultPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(),
-		"HOME="+home, "TMPDIR="+tmp, "OV_TEST_DIR="+composeTestDir(t),
-		"PATH="+filepath.Join(repo, "bin")+string(filepath.ListSeparator)+os.Getenv("PATH"),
-		"OV_PASSWORD_FILE="+pwFile, "XDG_STATE_HOME="+filepath.Join(tmp, "state"),
-		"GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
+	env, key := readmeEnv(t)
+	env = append(env, "OV_TEST_DIR="+composeTestDir(t))
 	t.Cleanup(func() {
 		exec.Command("docker", "rm", "-f", "myapp").Run()
 		down := exec.Command("sh", "-c", compose+" -f "+composeFile+" -p ovdemo down -v --remove-orphans")
@@ -631,7 +616,7 @@ func testReadmeCommands(t *testing.T, composeArgv []string) {
 	var expect [][]string // per block
 	for _, title := range []string{"Docker", "Compose", "Secrets as files"} {
 		for _, f := range readmeSection(t, title) {
-			if f.lang != "sh" {
+			if f.lang != "sh" || f.sub == readmeDockerInit {
 				continue
 			}
 			var want []string
@@ -679,4 +664,39 @@ func testReadmeCommands(t *testing.T, composeArgv []string) {
 		}
 	}
 	t.Logf("output of the README's commands:\n%s", text)
+}
+
+// readmeEnv is the environment the README's commands run in, and the key
+// they use in place of /etc/ov/machine.kek: a HOME of their own holding the
+// vault at ~/.config/ov/vault.json (app myapp), bin/ first in PATH, ov's
+// master password in a file, and Go's caches where they were.
+func readmeEnv(t *testing.T) (env []string, key string) {
+	t.Helper()
+	tmp := t.TempDir()
+	home, key := filepath.Join(tmp, "home"), filepath.Join(tmp, "machine.kek")
+	vaultPath := filepath.Join(home, readmeVaultPath)
+	if err := os.MkdirAll(filepath.Dir(vaultPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	newExampleVault(t, vaultPath, key, "myapp", map[string]string{"DATABASE_URL": readmeDatabaseURL})
+	goEnv, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	gv := strings.Fields(string(goEnv))
+	if len(gv) != 3 {
+		t.Fatalf("go env: %q", goEnv)
+	}
+	// The README exports the vault with ov, which asks for the master
+	// password on a terminal; here it reads it from a file.
+	pwFile := filepath.Join(tmp, "password")
+	if err := os.WriteFile(pwFile, []byte(exampleVaultPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env = append(os.Environ(),
+		"HOME="+home, "TMPDIR="+tmp,
+		"PATH="+filepath.Join(repo, "bin")+string(filepath.ListSeparator)+os.Getenv("PATH"),
+		"OV_PASSWORD_FILE="+pwFile, "XDG_STATE_HOME="+filepath.Join(tmp, "state"),
+		"GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
+	return env, key
 }

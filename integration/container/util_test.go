@@ -43,7 +43,16 @@ type dockerSpec struct {
 type dockerContainer struct {
 	t       *testing.T
 	ID      string
-	started time.Time // just before StartContainer, for wall-clock timings
+	started time.Time      // just before StartContainer, for wall-clock timings
+	client  *docker.Client // its daemon's; nil: pool's, the daemon of scripts/docker-up
+}
+
+// api is the client of the container's daemon.
+func (c *dockerContainer) api() *docker.Client {
+	if c.client != nil {
+		return c.client
+	}
+	return pool.Client
 }
 
 // dockerStart creates and starts a container of appImage. It is removed
@@ -108,7 +117,7 @@ func (c *dockerContainer) wait(within time.Duration) int {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	code, err := pool.Client.WaitContainerWithContext(c.ID, ctx)
+	code, err := c.api().WaitContainerWithContext(c.ID, ctx)
 	if err != nil {
 		stdout, stderr := c.logs()
 		c.t.Fatalf("container %.12s did not exit within %v: %v\nstdout: %q\nstderr: %q", c.ID, within, err, stdout, stderr)
@@ -118,7 +127,7 @@ func (c *dockerContainer) wait(within time.Duration) int {
 
 func (c *dockerContainer) inspect() *docker.Container {
 	c.t.Helper()
-	info, err := pool.Client.InspectContainer(c.ID)
+	info, err := c.api().InspectContainer(c.ID)
 	if err != nil {
 		c.t.Fatalf("inspecting container %.12s: %v", c.ID, err)
 	}
@@ -139,7 +148,7 @@ func (c *dockerContainer) lifetime() time.Duration {
 func (c *dockerContainer) logs() (stdout, stderr string) {
 	c.t.Helper()
 	var out, errb bytes.Buffer
-	err := pool.Client.Logs(docker.LogsOptions{
+	err := c.api().Logs(docker.LogsOptions{
 		Container: c.ID, OutputStream: &out, ErrorStream: &errb, Stdout: true, Stderr: true,
 	})
 	if err != nil {

@@ -1,0 +1,50 @@
+package initcmd
+
+import (
+	"runtime/debug"
+	"strings"
+)
+
+// shortCommit is how many hex digits of a commit the version line gives
+// when it takes the commit from Go's build information, as many as tini's.
+const shortCommit = 7
+
+// VersionLine is what prog's --version prints:
+//
+//	ov-init version 0.4.0 - git.1a2b3c4
+//
+// tini's form, which dockerd reads when ov-init is its init-path (`docker
+// run --init`): dockerd splits the line at " - " and takes what follows
+// "git." for the init's commit, shown by `docker info` and `docker version`,
+// and logs a warning when it finds none. It takes a version only after
+// "tini version ", which this line does not pretend to be. The commit is
+// Commit when the build stamped it, else the one Go recorded (vcs.revision,
+// with -buildvcs), else "unknown": never empty, and never with a dot, which
+// would make dockerd drop it.
+func VersionLine(prog string) string {
+	info, _ := debug.ReadBuildInfo()
+	return versionLine(prog, Version, Commit, info)
+}
+
+func versionLine(prog, version, commit string, info *debug.BuildInfo) string {
+	if commit == "" && info != nil {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value[:min(len(s.Value), shortCommit)]
+			}
+		}
+	}
+	commit = strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_' || r == '+' {
+			return r
+		}
+		return '-'
+	}, commit)
+	if commit == "" {
+		commit = "unknown"
+	}
+	if version == "" {
+		version = "dev"
+	}
+	return prog + " version " + version + " - git." + commit
+}
