@@ -123,6 +123,11 @@ func (e *Error) Error() string {
 		fix := fmt.Sprintf("chown %d %s, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)", e.euid, p)
 		if e.euid == 0 {
 			fix = fmt.Sprintf("chown 0 %s", p) // already root: --user is about the app, not the key
+		} else if e.uid == 0 {
+			// A root-owned key read by another uid is the Kubernetes
+			// case (a Secret volume is always root's, and no chown can
+			// change that): lead with what works there.
+			fix = fmt.Sprintf("run ov-init as root with --user so the app runs unprivileged, or chown %d %s (Kubernetes: a Secret volume is always root's: runAsUser 0, mount the key with subPath, pass --user)", e.euid, p)
 		}
 		return fmt.Sprintf("machine key is owned by uid %d but current uid is %d (%s); fix: %s", e.uid, e.euid, q, fix)
 	case KindSize:

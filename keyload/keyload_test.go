@@ -603,7 +603,7 @@ func TestRootOwnedKeyReadAsUID1001IsRefusedWithTheOwnerText(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := loadAs(t, otherUID, "/", rootKey, ownKey)
-	want := fmt.Sprintf("%d: machine key is owned by uid 0 but current uid is 1001 (%q); fix: chown 1001 %s, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)",
+	want := fmt.Sprintf("%d: machine key is owned by uid 0 but current uid is 1001 (%q); fix: run ov-init as root with --user so the app runs unprivileged, or chown 1001 %s (Kubernetes: a Secret volume is always root's: runAsUser 0, mount the key with subPath, pass --user)",
 		KindOwner, rootKey, rootKey)
 	if out[0] != want {
 		t.Errorf("root-owned key as uid 1001:\n got %s\nwant %s", out[0], want)

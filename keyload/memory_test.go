@@ -222,7 +222,7 @@ func TestLockFailureNamesRLIMIT_MEMLOCK(t *testing.T) {
 	// The key is checked on an O_PATH descriptor before it is opened for
 	// reading, so uid 65534 learns whose key it is, not just "permission
 	// denied".
-	if got, want := out["denied"], fmt.Sprintf("%d: machine key is owned by uid 0 but current uid is 65534 (%q); fix: chown 65534 %s, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)", KindOwner, denied, denied); got != want {
+	if got, want := out["denied"], fmt.Sprintf("%d: machine key is owned by uid 0 but current uid is 65534 (%q); fix: run ov-init as root with --user so the app runs unprivileged, or chown 65534 %s (Kubernetes: a Secret volume is always root's: runAsUser 0, mount the key with subPath, pass --user)", KindOwner, denied, denied); got != want {
 		t.Errorf("Load of a root-only key as uid 65534:\n got %s\nwant %s", got, want)
 	}
 

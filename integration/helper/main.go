@@ -37,6 +37,13 @@ func main() {
 	switch os.Args[1] {
 	case "exit": // exit N
 		os.Exit(atoi(arg(0)))
+	case "nap": // nap D: sleep for D (a Go duration), then exit 0
+		d, err := time.ParseDuration(arg(0))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(64)
+		}
+		time.Sleep(d)
 	case "die": // die SIG: killed by SIG, default disposition
 		die(signum(arg(0)))
 	case "sleep": // sleep: print "ready", then block with default dispositions
