@@ -44,8 +44,12 @@ func TestVersionLineIsOneDockerdReads(t *testing.T) {
 			"ov-init version dev - git.unknown", "unknown"},
 		{"no build information", "dev", "", nil,
 			"ov-init version dev - git.unknown", "unknown"},
-		{"a dot would hide the commit from dockerd", "1.2", "v1.2 rc", nil,
-			"ov-init version 1.2 - git.v1-2-rc", "v1-2-rc"},
+		{"a dot would hide the commit from dockerd", "1.2", "v1.2rc", nil,
+			"ov-init version 1.2 - git.v1-2rc", "v1-2rc"},
+		{"a longer commit is cut to 7", "1.2", "27338adac435", nil,
+			"ov-init version 1.2 - git.27338ad", "27338ad"},
+		{"a version cannot forge the commit", "1.2 - git.forged\n\x1b[2J", "27338ad", nil,
+			"ov-init version 1.2---git.forged---2J - git.27338ad", "27338ad"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := versionLine("ov-init", tc.version, tc.commit, tc.info)

@@ -120,7 +120,9 @@ func (e *Error) Error() string {
 	case KindMode:
 		return fmt.Sprintf("machine key has permissions %04o — must be 0600 (%s); fix: chmod 600 %s (Kubernetes: defaultMode 0600 and no fsGroup)", e.mode, q, p)
 	case KindOwner:
-		fix := fmt.Sprintf("chown %d %s, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)", e.euid, p)
+		// Another non-root uid's key: a Secret volume it is not (those are
+		// root's), and root would refuse it too until it is root's.
+		fix := fmt.Sprintf("chown %d %s, or chown 0 %s and run ov-init as root with --user so the app runs unprivileged", e.euid, p, p)
 		if e.euid == 0 {
 			fix = fmt.Sprintf("chown 0 %s", p) // already root: --user is about the app, not the key
 		} else if e.uid == 0 {

@@ -36,7 +36,7 @@ func TestErrorTextsMatchTheProductPage(t *testing.T) {
 		},
 		{
 			&Error{Kind: KindOwner, Path: "/k", uid: 1002, euid: 1001},
-			`machine key is owned by uid 1002 but current uid is 1001 ("/k"); fix: chown 1001 /k, or run ov-init as root with --user so the app runs unprivileged (Kubernetes: runAsUser 0, mount the key with subPath, pass --user)`,
+			`machine key is owned by uid 1002 but current uid is 1001 ("/k"); fix: chown 1001 /k, or chown 0 /k and run ov-init as root with --user so the app runs unprivileged`,
 		},
 		{
 			&Error{Kind: KindOwner, Path: "/k", uid: 1001, euid: 0},

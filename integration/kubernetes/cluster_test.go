@@ -46,11 +46,13 @@ func up() (*cluster, error) {
 		return nil, err
 	}
 	start := time.Now()
+	cl := &cluster{bin: bin, state: stateDir}
 	kubeconfig, err := script("kubernetes-up", stateDir, bin)
 	if err != nil {
-		return nil, fmt.Errorf("%v (logs: %s/log)", err, stateDir)
+		// cl, so that TestMain takes down what did start.
+		return cl, fmt.Errorf("%v (logs: %s/log)", err, stateDir)
 	}
-	cl := &cluster{bin: bin, state: stateDir, kubeconfig: kubeconfig}
+	cl.kubeconfig = kubeconfig
 	v, err := cl.kubectl(nil, "get", "nodes", "-o", "jsonpath={.items[0].status.nodeInfo.kubeletVersion}")
 	if err != nil {
 		return cl, err
@@ -181,6 +183,7 @@ func (n *ns) apply(manifest string, object string, patch string) {
 type pod struct {
 	Metadata struct {
 		Name              string  `json:"name"`
+		UID               string  `json:"uid"`
 		DeletionTimestamp *string `json:"deletionTimestamp"`
 	} `json:"metadata"`
 	Status struct {
@@ -271,10 +274,37 @@ func (n *ns) waitLogs(podName, container, want string, within time.Duration) str
 	return ""
 }
 
+// stopped is how a container ended after kubectl delete pod: its last
+// state, when (after the delete) it was seen terminated, and its log as
+// the node's CRI log file holds it, one "TIME STREAM TAG TEXT" line per
+// line the container wrote, each with the time it was written.
+type stopped struct {
+	terminated
+	after time.Duration
+	start time.Time // of the delete
+	log   string
+}
+
+// logged returns how long after the delete the container wrote a line
+// holding text, and whether it did.
+func (s stopped) logged(text string) (time.Duration, bool) {
+	for _, line := range strings.Split(s.log, "\n") {
+		f := strings.SplitN(line, " ", 4)
+		if len(f) < 4 || !strings.Contains(f[3], text) {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, f[0])
+		if err != nil {
+			return 0, false
+		}
+		return at.Sub(s.start), true
+	}
+	return 0, false
+}
+
 // deletePod deletes the pod (kubectl delete pod, as an operator would) and
-// returns the last state its container reached before the pod was gone,
-// and how long after the delete the container was seen terminated.
-func (n *ns) deletePod(podName, container string) (terminated, time.Duration) {
+// returns how its container ended, read before the pod is gone.
+func (n *ns) deletePod(podName, container string) stopped {
 	n.t.Helper()
 	cmd := exec.Command(filepath.Join(c.bin, "kubectl"), "get", "pod", podName, "-o", "json", "--watch", "--output-watch-events")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+n.kubeconfig)
@@ -312,8 +342,7 @@ func (n *ns) deletePod(podName, container string) (terminated, time.Duration) {
 	}
 	start := time.Now()
 	n.kubectl("delete", "pod", podName, "--wait=false")
-	var last *terminated
-	var at time.Duration
+	var last *stopped
 	timeout := time.After(2 * time.Minute)
 	for {
 		select {
@@ -322,10 +351,22 @@ func (n *ns) deletePod(podName, container string) (terminated, time.Duration) {
 				if last == nil {
 					n.t.Fatalf("pod %s was deleted without its container %s seen terminated", podName, container)
 				}
-				return *last, at
+				return *last
 			}
 			if s := e.Object.container(container); s.State.Terminated != nil && last == nil {
-				last, at = s.State.Terminated, time.Since(start)
+				last = &stopped{terminated: *s.State.Terminated, after: time.Since(start), start: start}
+				// The kubelet removes the log with the pod: read it now.
+				logs, _ := filepath.Glob(filepath.Join(c.state, "pod-logs", n.name+"_"+podName+"_"+e.Object.Metadata.UID, container, "*.log"))
+				for _, l := range logs {
+					b, err := os.ReadFile(l)
+					if err != nil {
+						n.t.Fatal(err)
+					}
+					last.log += string(b)
+				}
+				if last.log == "" {
+					n.t.Fatalf("no log of %s/%s on the node (%v)", podName, container, logs)
+				}
 			}
 		case <-timeout:
 			n.t.Fatalf("pod %s not gone 2 minutes after kubectl delete", podName)

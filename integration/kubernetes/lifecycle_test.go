@@ -3,9 +3,9 @@ package kubernetes
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,39 +49,50 @@ func helperPod(n *ns, name string, restart string, grace int, command []string, 
 
 // TestStopTimingOnAKubelet deletes pods whose ov-init has --grace or
 // --term-delay, next to terminationGracePeriodSeconds and a preStop hook,
-// and checks the status and the time each container took to end: as the
-// README's flag table says, and inside the pod's grace period.
+// and checks, from the container's log on the node (each line stamped
+// with the time it was written), when the app got its SIGTERM, and how
+// the container ended: as the README's "Stopping a pod" says.
 func TestStopTimingOnAKubelet(t *testing.T) {
 	requireCluster(t)
 	for _, c := range []struct {
-		name     string
-		grace    int // terminationGracePeriodSeconds
-		command  []string
-		preStop  []string
-		ready    string
-		status   int
-		min, max time.Duration
+		name    string
+		grace   int // terminationGracePeriodSeconds
+		command []string
+		preStop []string
+		ready   string
+		// term is what the app writes when it gets SIGTERM, which it must
+		// between termMin and termMax after the delete; "" when it must
+		// never get it.
+		term             string
+		termMin, termMax time.Duration
+		status           int
 	}{
 		{
 			name: "--grace kills an app that ignores SIGTERM", grace: 30,
 			command: []string{"/ov-init", "--grace", "2s", "--", "/app/helper", "daemon", "/dev/stdout"},
-			ready:   "ready", status: 137, min: 2 * time.Second, max: 15 * time.Second,
+			ready:   "ready", term: "SIGTERM", termMin: 0, termMax: 2 * time.Second, status: 137,
 		},
 		{
 			name: "--term-delay holds SIGTERM, then the app stops", grace: 30,
 			command: []string{"/ov-init", "--term-delay", "3s", "--", "/app/server"},
-			ready:   "server: ready", status: 0, min: 3 * time.Second, max: 15 * time.Second,
+			ready:   "server: ready", term: "server: terminated", termMin: 3 * time.Second, termMax: 5 * time.Second, status: 0,
 		},
 		{
 			name: "a preStop hook runs first, then --term-delay", grace: 30,
-			command: []string{"/ov-init", "--term-delay", "1s", "--", "/app/server"},
+			command: []string{"/ov-init", "--term-delay", "3s", "--", "/app/server"},
 			preStop: []string{"/app/helper", "nap", "2s"},
-			ready:   "server: ready", status: 0, min: 3 * time.Second, max: 15 * time.Second,
+			ready:   "server: ready", term: "server: terminated", termMin: 5 * time.Second, termMax: 8 * time.Second, status: 0,
 		},
 		{
-			name: "a --term-delay longer than the pod's grace period: the kubelet's SIGKILL", grace: 3,
+			name: "a preStop hook past the grace period: the kubelet still sends SIGTERM, 2 s before its SIGKILL", grace: 3,
+			command: []string{"/ov-init", "--", "/app/server"},
+			preStop: []string{"/app/helper", "nap", "20s"},
+			ready:   "server: ready", term: "server: terminated", termMin: 3 * time.Second, termMax: 5 * time.Second, status: 0,
+		},
+		{
+			name: "a --term-delay past the grace period: the kubelet's SIGKILL, the app never told", grace: 3,
 			command: []string{"/ov-init", "--term-delay", "20s", "--", "/app/server"},
-			ready:   "server: ready", status: 137, min: 3 * time.Second, max: 15 * time.Second,
+			ready:   "server: ready", term: "", status: 137,
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -94,13 +105,28 @@ func TestStopTimingOnAKubelet(t *testing.T) {
 			n.kubectl("apply", "-f", helperPod(n, "stop", "Never", c.grace, c.command, more))
 			n.waitPod("app=stop", 2*time.Minute, "running", running("app"))
 			n.waitLogs("stop", "app", c.ready, 30*time.Second)
-			st, took := n.deletePod("stop", "app")
-			t.Logf("terminationGracePeriodSeconds %d, %q: exit %d (%s) %v after kubectl delete pod", c.grace, c.command, st.ExitCode, st.Reason, took)
+			st := n.deletePod("stop", "app")
+			term, told := time.Duration(0), false
+			if c.term != "" {
+				term, told = st.logged(c.term)
+			}
+			t.Logf("terminationGracePeriodSeconds %d, preStop %q, %q: SIGTERM reached the app %v after kubectl delete pod (%v); exit %d (%s), seen %v after",
+				c.grace, c.preStop, c.command, term, told, st.ExitCode, st.Reason, st.after)
 			if st.ExitCode != c.status {
 				t.Errorf("exit %d (%s), want %d", st.ExitCode, st.Reason, c.status)
 			}
-			if took < c.min || took > c.max {
-				t.Errorf("the container ended %v after the delete, want between %v and %v", took, c.min, c.max)
+			switch {
+			case c.term == "":
+				if _, told := st.logged("server: terminated"); told {
+					t.Errorf("the app got a SIGTERM:\n%s", st.log)
+				}
+			case !told:
+				t.Errorf("the app never wrote %q:\n%s", c.term, st.log)
+			case term < c.termMin || term > c.termMax:
+				t.Errorf("the app got SIGTERM %v after the delete, want between %v and %v:\n%s", term, c.termMin, c.termMax, st.log)
+			}
+			if st.after > time.Duration(c.grace+5)*time.Second {
+				t.Errorf("the container ended %v after the delete, past the pod's grace period of %d s", st.after, c.grace)
 			}
 		})
 	}
@@ -301,8 +327,8 @@ func TestFilesRecipeOnAKubelet(t *testing.T) {
 	}
 	assertNoSecret(t, "the app's environment", string(env))
 
-	st, took := n.deletePod(p.Metadata.Name, "myapp")
-	if st.ExitCode != 0 || took > 10*time.Second {
-		t.Errorf("kubectl delete pod: exit %d (%s) after %v, want the app's 0 at once", st.ExitCode, st.Reason, took)
+	st := n.deletePod(p.Metadata.Name, "myapp")
+	if _, told := st.logged("server: terminated, shutting down"); !told || st.ExitCode != 0 || st.after > 5*time.Second {
+		t.Errorf("kubectl delete pod: exit %d (%s) after %v, want the app's 0 at once, after its SIGTERM:\n%s", st.ExitCode, st.Reason, st.after, st.log)
 	}
 }

@@ -10,6 +10,7 @@ package kubernetes
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // The fixture: what the operator put in the vault with ov.
@@ -58,6 +61,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// One run at a time: the cluster's state directory, ports and bridge
+	// are the machine's, and each run starts by taking down what is there.
+	lock, err := os.OpenFile("/run/ov-init-k8s-test.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err == nil {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
+	}
+	if err != nil && os.Geteuid() == 0 {
+		fmt.Fprintln(os.Stderr, "kubernetes: the lock of the test cluster:", err)
+		os.Exit(1)
+	}
 	missing = setUp()
 	code := m.Run()
 	if c != nil && os.Getenv("OV_K8S_KEEP") == "" {
@@ -67,6 +80,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.RemoveAll(work)
+	runtime.KeepAlive(lock) // its finalizer would close it, and release the lock
 	os.Exit(code)
 }
 
@@ -191,16 +205,17 @@ func importImages() error {
 	if err != nil {
 		return err
 	}
+	myapp, err := dockerfileImage(filepath.Join(repo, "examples/myapp/Dockerfile"), map[string]imageFile{
+		"/ov-init":   {read("ov-init"), 0o755},
+		"vault.json": {vaultJSON, 0o644},
+		"server":     {read("server"), 0o755},
+	})
+	if err != nil {
+		return err
+	}
+	myapp.name = myappImage
 	for _, img := range []ociImage{
-		{ // examples/myapp/Dockerfile
-			name: myappImage,
-			files: map[string]imageFile{
-				"ov-init":           {read("ov-init"), 0o755},
-				"etc/ov/vault.json": {vaultJSON, 0o644},
-				"app/server":        {read("server"), 0o755},
-			},
-			entrypoint: []string{"/ov-init", "--app", "myapp", "--", "/app/server"},
-		},
+		myapp,
 		{
 			name: helperImage,
 			files: map[string]imageFile{
@@ -231,4 +246,36 @@ func importImages() error {
 	_, err = c.ctr("images", "import", tarPath)
 	os.Remove(tarPath)
 	return err
+}
+
+// dockerfileImage is the image a Dockerfile of FROM, COPY and ENTRYPOINT
+// (JSON form) lines builds, each COPY's source taken from sources: so
+// that myapp:latest is what examples/myapp/Dockerfile makes, whatever it
+// comes to say.
+func dockerfileImage(path string, sources map[string]imageFile) (ociImage, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ociImage{}, err
+	}
+	img := ociImage{files: map[string]imageFile{}}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#") || f[0] == "FROM":
+		case f[0] == "COPY" && len(f) >= 3:
+			src, dst := f[len(f)-2], f[len(f)-1]
+			file, ok := sources[src]
+			if !ok {
+				return img, fmt.Errorf("%s: COPY of %s, which the test does not have", path, src)
+			}
+			img.files[strings.TrimPrefix(dst, "/")] = file
+		case f[0] == "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(line, "ENTRYPOINT"))), &img.entrypoint); err != nil {
+				return img, fmt.Errorf("%s: ENTRYPOINT: %v", path, err)
+			}
+		default:
+			return img, fmt.Errorf("%s: the test cannot build %q", path, line)
+		}
+	}
+	return img, nil
 }
