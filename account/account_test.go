@@ -95,7 +95,11 @@ func lookupIn(t *testing.T, specs ...string) map[string]result {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), etcEnv+"="+dir, specsEnv+"="+strings.Join(specs, "\n"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	// unshare(2) after the fork rather than clone(2) flags: qemu-user
+	// (make test-arm64) refuses namespace flags to clone but passes
+	// unshare through; the child is in a mount namespace of its own either
+	// way.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("lookup child: %v\n%s", err, out)

@@ -52,6 +52,7 @@ func TestLeftoverThatExitsOnTermDoesNotDelayExit(t *testing.T) {
 // Outside PID 1, a killed leftover's own children are reparented to
 // ov-init only as it dies: they must be killed too, and ov-init must exit.
 func TestLeftoversOutsidePID1AreAllKilled(t *testing.T) {
+	skipEmulated(t, noSubreaperUnderQemu)
 	token := "31.4159"
 	t.Cleanup(func() { exec.Command("pkill", "-KILL", "-f", "sleep "+token).Run() })
 	script := `setsid sh -c 'trap "" TERM; setsid sh -c "trap \"\" TERM; sleep ` + token + `" & sleep ` + token + `' & sleep 0.2; echo started; exit 3`
@@ -337,6 +338,7 @@ func orphansUnder(t *testing.T, app ...string) (*proc, []int) {
 }
 
 func TestSubreaperReapsGrandchildrenWhenNotPID1(t *testing.T) {
+	skipEmulated(t, noSubreaperUnderQemu)
 	p, pids := orphansUnder(t, helper, "orphans", "3", "sleep")
 	me := p.cmd.Process.Pid
 	for _, pid := range pids {
@@ -362,6 +364,7 @@ func TestSubreaperReapsGrandchildrenWhenNotPID1(t *testing.T) {
 // subreaper above it (ov-init, which sits above sh here and cleans up), and
 // the check must see that.
 func TestGrandchildrenPassByAParentThatIsNotASubreaper(t *testing.T) {
+	skipEmulated(t, noSubreaperUnderQemu)
 	p, pids := orphansUnder(t, "/bin/sh", "-c", `"$0" orphans 3 sleep; :`, helper)
 	all, err := procstat.All()
 	if err != nil {

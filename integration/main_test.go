@@ -5,16 +5,22 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/ov-init/ov-init/internal/emulation"
 	"github.com/ov-init/ov-init/internal/procstat"
 )
 
@@ -25,10 +31,31 @@ var (
 	helper string
 )
 
+// binGOARCH is the architecture TestMain builds the binaries for: this
+// test's own, or OV_TEST_GOARCH's. make test-arm64 sets OV_TEST_GOARCH=arm64
+// on an amd64 machine, where qemu-user runs them (scripts/qemu-arm64), and
+// runs this test natively, as a container runtime would start them: under
+// qemu-user the test itself could not start ov-init as PID 1, since
+// qemu-user refuses clone(2) with CLONE_NEWPID.
+var binGOARCH = runtime.GOARCH
+
+// elfMachine is what a binary built for GOARCH says it is.
+var elfMachine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "integration: these tests need root (CLONE_NEWPID, chown, mknod); run them as root")
 		os.Exit(1)
+	}
+	if emulation.Arm64OnX86(runtime.GOARCH) {
+		fmt.Fprintln(os.Stderr, "integration: this test runs under qemu-user, which refuses clone(2) with CLONE_NEWPID, so it could start no PID 1; run it natively with OV_TEST_GOARCH=arm64 (make test-arm64)")
+		os.Exit(1)
+	}
+	if a := os.Getenv("OV_TEST_GOARCH"); a != "" {
+		binGOARCH = a
+	}
+	if underQemu() {
+		resetHiddenSignals()
 	}
 	dir, err := os.MkdirTemp("", "ov-integration-")
 	if err != nil {
@@ -43,15 +70,69 @@ func TestMain(m *testing.M) {
 			continue
 		}
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+binGOARCH)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
+		if err := checkMachine(out, binGOARCH); err != nil {
+			fmt.Fprintln(os.Stderr, "integration:", err)
 			os.Exit(1)
 		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// underQemu reports whether the binaries are arm64 that qemu-user runs here.
+func underQemu() bool { return emulation.Arm64OnX86(binGOARCH) }
+
+// skipEmulated skips t, saying why, when the binaries are arm64 that
+// qemu-user runs here (make test-arm64); TESTING.md, "arm64 under
+// qemu-user", lists every test that calls it.
+func skipEmulated(t *testing.T, why string) {
+	t.Helper()
+	emulation.Skip(t, binGOARCH, why)
+}
+
+// Why the subreaper tests cannot pass under qemu-user.
+const noSubreaperUnderQemu = "qemu-user answers prctl(PR_SET_CHILD_SUBREAPER) with EINVAL, so ov-init outside PID 1 is no subreaper (it says so at -v) and orphans go to the host's init"
+
+// Why 5000 forks cannot finish in time under qemu-user.
+const slowForksUnderQemu = "each fork of the emulated helper takes about 10 ms under qemu-user, so 5000 orphans take about a minute, beyond the test's deadline"
+
+// Why only the standard signals are checked under qemu-user.
+const rtSignalsUnderQemu = "the real-time signals were not sent (the others reached the app): qemu-user keeps two for itself and renumbers the rest, so the app, emulated too, would report 35 for the 37 sent"
+
+// resetHiddenSignals gives this test's host signals 32 and 33 their default
+// action. A program that make starts (through glibc's posix_spawn) has them
+// ignored, and qemu-user hides them from the programs it runs: an emulated
+// ov-init could not undo that, and the apps of the signal-state tests, the
+// host's /bin/grep, would inherit it. Natively ov-init resets 32 itself.
+func resetHiddenSignals() {
+	for _, sig := range []uintptr{32, 33} {
+		var dfl [4]uint64 // struct kernel_sigaction: handler SIG_DFL, flags, restorer, mask
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+	}
+}
+
+// checkMachine makes sure the binary at path is built for goarch, so that
+// the suite runs the architecture it says it does.
+func checkMachine(path, goarch string) error {
+	want, ok := elfMachine[goarch]
+	if !ok {
+		return nil
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if f.Machine != want {
+		return fmt.Errorf("%s is built for %v, not %s (%v)", path, f.Machine, goarch, want)
+	}
+	return nil
 }
 
 // proc is ov-init running under a test.

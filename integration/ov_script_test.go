@@ -138,6 +138,9 @@ func cmdOvInit(ts *testscript.TestScript, neg bool, args []string) {
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	ts.Stderr().Write(stderr.Bytes())
+	if cmd.ProcessState == nil { // never started: no status to read
+		ts.Fatalf("starting ov-init: %v", err)
+	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		ts.Fatalf("ov-init was killed by %v", ws.Signal())
 	}

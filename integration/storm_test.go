@@ -83,6 +83,7 @@ func TestSignalStormDoesNotHurtPID1(t *testing.T) {
 }
 
 func TestForkStormWhileSignalsArrive(t *testing.T) {
+	skipEmulated(t, slowForksUnderQemu)
 	p := startProc(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID},
 		[]string{"HELPER_STAY=1"}, "--", helper, "orphans", "5000")
 	pid := p.cmd.Process.Pid

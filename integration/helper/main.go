@@ -231,8 +231,8 @@ func init() {
 		for i := 0; i < atoi(os.Args[2]); i++ {
 			pid := rawFork()
 			if pid == 0 {
-				for {
-					unix.RawSyscall(unix.SYS_PAUSE, 0, 0, 0)
+				for { // pause(2), which arm64 lacks: ppoll of no descriptors
+					unix.RawSyscall6(unix.SYS_PPOLL, 0, 0, 0, 0, 0, 0)
 				}
 			}
 			pids = append(pids, strconv.Itoa(pid))
