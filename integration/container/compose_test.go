@@ -679,14 +679,7 @@ func readmeEnv(t *testing.T) (env []string, key string) {
 		t.Fatal(err)
 	}
 	newExampleVault(t, vaultPath, key, "myapp", map[string]string{"DATABASE_URL": readmeDatabaseURL})
-	goEnv, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
-	if err != nil {
-		t.Fatalf("go env: %v", err)
-	}
-	gv := strings.Fields(string(goEnv))
-	if len(gv) != 3 {
-		t.Fatalf("go env: %q", goEnv)
-	}
+	gv := goCaches(t)
 	// The README exports the vault with ov, which asks for the master
 	// password on a terminal; here it reads it from a file.
 	pwFile := filepath.Join(tmp, "password")

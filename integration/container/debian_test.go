@@ -216,6 +216,35 @@ func copyWithMode(t *testing.T, from, to string, mode os.FileMode) {
 	}
 }
 
+// goCaches is `go env GOCACHE GOMODCACHE GOPATH`, for the environment of
+// README commands that build Go code as the reader's shell would.
+func goCaches(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	gv := strings.Fields(string(out))
+	if len(gv) != 3 {
+		t.Fatalf("go env: %q", out)
+	}
+	return gv
+}
+
+// readmeScripts runs a README block's script with bash -euo pipefail in
+// the repository, with env, for at most 5 minutes: readmeRunBlock's
+// runScript.
+func readmeScripts(env []string) func(script string) (string, error) {
+	return func(script string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+		cmd.Dir, cmd.Env = repo, env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+}
+
 // readmeRunBlock runs one ```sh block of README.md, its text passed through
 // replace, as one bash -euo pipefail script run by runScript, and checks
 // that each of its "#> TEXT" lines matches a line of the output, in order
@@ -472,14 +501,7 @@ func TestReadmeDebianImageCommandsRun(t *testing.T) {
 		run(repo, "docker", "rm", "-f", container)
 		run(repo, "docker", "image", "rm", image)
 	})
-	goEnv, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
-	if err != nil {
-		t.Fatalf("go env: %v", err)
-	}
-	gv := strings.Fields(string(goEnv))
-	if len(gv) != 3 {
-		t.Fatalf("go env: %q", goEnv)
-	}
+	gv := goCaches(t)
 	env := append(v.env, "TMPDIR="+t.TempDir(), "PATH="+filepath.Join(repo, "bin")+":"+os.Getenv("PATH"),
 		"GOCACHE="+gv[0], "GOMODCACHE="+gv[1], "GOPATH="+gv[2])
 	replace := strings.NewReplacer(readmeKeyPath, key, "myapp:debian", image, "myapp-debian", container)
@@ -489,14 +511,7 @@ func TestReadmeDebianImageCommandsRun(t *testing.T) {
 		if f.lang != "sh" {
 			continue
 		}
-		out := readmeRunBlock(t, f, replace, func(script string) (string, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
-			cmd.Dir, cmd.Env = repo, env
-			out, err := cmd.CombinedOutput()
-			return string(out), err
-		})
+		out := readmeRunBlock(t, f, replace, readmeScripts(env))
 		dockerAssertNoSecret(t, "the output of the README's commands", out, map[string]string{"DATABASE_URL": readmeDatabaseURL})
 		t.Logf("output of a README block:\n%s", out)
 	}

@@ -237,16 +237,7 @@ func TestDockerBadKeyMountFailsFastWith78(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, code := dockerRun(t, dockerSpec{Cmd: []string{"/app/helper", "args", dockerAppStarted}, Binds: tc.binds(t)})
-			stdout, stderr := c.logs()
-			if code != dockerExitConfig {
-				t.Errorf("exit %d, want %d", code, dockerExitConfig)
-			}
-			if !strings.HasPrefix(stderr, "ov-init: ") || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
-				t.Errorf("stderr %q, want one line: ov-init: …%s…", stderr, tc.want)
-			}
-			if strings.Contains(stdout, dockerAppStarted) {
-				t.Errorf("the app started: stdout %q", stdout)
-			}
+			dockerAssertRefused(t, c, code, tc.want)
 			life := c.lifetime()
 			t.Logf("refused after %v", life.Round(time.Millisecond))
 			if life >= 2*time.Second {

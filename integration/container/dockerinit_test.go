@@ -15,7 +15,6 @@ package container
 // starts the main daemon only when no process is named dockerd.
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -756,16 +755,7 @@ func (d *initDaemon) testSecrets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, code := d.run(t, secrets(tc.key(t)), "args", dockerAppStarted)
-			stdout, stderr := c.logs()
-			if code != dockerExitConfig {
-				t.Errorf("exit %d, want %d", code, dockerExitConfig)
-			}
-			if !strings.HasPrefix(stderr, "ov-init: ") || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
-				t.Errorf("stderr %q, want one line: ov-init: …%s…", stderr, tc.want)
-			}
-			if strings.Contains(stdout, dockerAppStarted) {
-				t.Errorf("the app started: stdout %q", stdout)
-			}
+			dockerAssertRefused(t, c, code, tc.want)
 		})
 	}
 }
@@ -778,14 +768,7 @@ func (d *initDaemon) testSecrets(t *testing.T) {
 func (d *initDaemon) testReadme(t *testing.T) {
 	env, key := readmeEnv(t)
 	env = append(env, "DOCKER_HOST="+initDaemonHost)
-	runScript := func(script string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
-		cmd.Dir, cmd.Env = repo, env
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	runScript := readmeScripts(env)
 	replace := strings.NewReplacer(readmeKeyPath, key, readmeInitPath, d.initPath)
 	var build *readmeFence
 	var blocks []readmeFence

@@ -323,3 +323,20 @@ func dockerZombies(procs []dockerProc) int {
 	}
 	return n
 }
+
+// dockerAssertRefused checks that ov-init refused to start the app in c,
+// which exited with code: 78, one ov-init line on stderr holding want, and
+// nothing of the app's (which prints dockerAppStarted when it starts).
+func dockerAssertRefused(t *testing.T, c *dockerContainer, code int, want string) {
+	t.Helper()
+	stdout, stderr := c.logs()
+	if code != dockerExitConfig {
+		t.Errorf("exit %d, want %d", code, dockerExitConfig)
+	}
+	if !strings.HasPrefix(stderr, "ov-init: ") || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("stderr %q, want one line: ov-init: …%s…", stderr, want)
+	}
+	if strings.Contains(stdout, dockerAppStarted) {
+		t.Errorf("the app started: stdout %q", stdout)
+	}
+}
