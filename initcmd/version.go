@@ -22,7 +22,13 @@ const shortCommit = 7
 // with -buildvcs), else "unknown": never empty, never longer than 7, and
 // never with a dot, which would make dockerd drop it.
 func VersionLine(prog string) string {
-	info, _ := debug.ReadBuildInfo()
+	// Only a build the Makefile did not stamp needs Go's build information:
+	// reading it is work on every start that parses flags (kong takes the
+	// line when the parser is made).
+	var info *debug.BuildInfo
+	if Commit == "" {
+		info, _ = debug.ReadBuildInfo()
+	}
 	return versionLine(prog, Version, Commit, info)
 }
 

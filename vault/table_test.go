@@ -563,6 +563,25 @@ func TestRootCheckReplacedByAnotherKeyIsRefused(t *testing.T) {
 	wantErrIs(t, err, ErrTampered)
 }
 
+// revokeGreen gives web two deployments, blue and green, and revokes
+// green: it returns their keys and web's section from before the revoke.
+func revokeGreen(t *testing.T, v *Vault, root *Root) (blue, green []byte, old *appSection) {
+	t.Helper()
+	blue, _, err := v.DeploymentKey(root, "web", "blue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	green, _, err = v.DeploymentKey(root, "web", "green")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old = v.apps["web"].clone()
+	if err := v.RevokeDeployment(root, "web", "green"); err != nil {
+		t.Fatal(err)
+	}
+	return blue, green, old
+}
+
 // TestOlderSectionPastedIntoCurrentFileOpensWithItsOldDeploymentKeys
 // holds SPEC.md's documented limit (section 5, "What a deployment key
 // trusts"): one genuine older section pasted into a current file opens
@@ -571,23 +590,12 @@ func TestRootCheckReplacedByAnotherKeyIsRefused(t *testing.T) {
 // the table, refuse it.
 func TestOlderSectionPastedIntoCurrentFileOpensWithItsOldDeploymentKeys(t *testing.T) {
 	v, root := newTestVault(t)
-	blue, _, err := v.DeploymentKey(root, "web", "blue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	green, _, err := v.DeploymentKey(root, "web", "green")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := v.apps["web"].clone()
-	if err := v.RevokeDeployment(root, "web", "green"); err != nil {
-		t.Fatal(err)
-	}
+	blue, green, old := revokeGreen(t, v, root)
 	mustSet(t, v, root, "web", "DB_PASSWORD", "changed-after-the-revoke")
 	if got := secretsMap(t, v, "web", blue); got["DB_PASSWORD"] != "changed-after-the-revoke" {
 		t.Fatalf("control: blue opens the current file to %v", got)
 	}
-	_, err = v.Open("web", green, nil)
+	_, err := v.Open("web", green, nil)
 	wantErrIs(t, err, ErrRevokedDeployment)
 
 	pasted := mustParse(t, pasteSection(t, marshal(t, v), "web", old))
@@ -612,18 +620,7 @@ func TestOlderSectionPastedIntoCurrentFileOpensWithItsOldDeploymentKeys(t *testi
 func TestRevokedDeploymentCanServeALegacyKeyHostItsOwnValues(t *testing.T) {
 	v, root := newTestVault(t)
 	legacy := mustAppKey(t, v, root, "web") // epoch 1
-	blue, _, err := v.DeploymentKey(root, "web", "blue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	green, _, err := v.DeploymentKey(root, "web", "green")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := v.apps["web"].clone()
-	if err := v.RevokeDeployment(root, "web", "green"); err != nil {
-		t.Fatal(err)
-	}
+	blue, green, old := revokeGreen(t, v, root)
 	// green's holder, with a copy from before the revoke.
 	g := old.deployments["green"]
 	a1, err := openGrant(green, g.grant, "web", "green", g.generation, old.epoch, old.mac)
