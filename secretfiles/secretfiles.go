@@ -41,6 +41,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/vault"
 )
 
@@ -62,6 +63,12 @@ const (
 
 // The advice every refusal of a directory ends with.
 const recipes = "docker run --tmpfs DIR:mode=0700, compose tmpfs:, Kubernetes emptyDir with medium: Memory made 0700 by an init container, systemd RuntimeDirectory="
+
+// recipesFor is recipes for the directory dir, quoted for the shell: the
+// operator pastes the command.
+func recipesFor(dir string) string {
+	return strings.ReplaceAll(recipes, "DIR", shellquote.Quote(dir))
+}
 
 // Dir is a secrets directory that the exec stage has checked and taken for
 // the app (see [Open]), then writes into (see [Dir.Write]).
@@ -100,7 +107,7 @@ func (d *Dir) check() error {
 	}
 	if !inMemory(sfs.Type) {
 		return fmt.Errorf("secrets dir %q is on %s, not on an in-memory file system (tmpfs or ramfs), and ov-init writes no secret to disk; fix: mount a tmpfs there (%s), or use --secrets-as memfd",
-			d.path, fsName(sfs.Type), strings.ReplaceAll(recipes, "DIR", d.path))
+			d.path, fsName(sfs.Type), recipesFor(d.path))
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(d.fd, &st); err != nil {
@@ -113,7 +120,7 @@ func (d *Dir) check() error {
 			owners = fmt.Sprintf("ov-init (uid %d) or the app (uid %d)", euid, d.uid)
 		}
 		return fmt.Errorf("secrets dir %q is owned by uid %d, not by %s; fix: give ov-init a directory of its own, owned by %s (a fresh tmpfs: %s)",
-			d.path, st.Uid, owners, owners, strings.ReplaceAll(recipes, "DIR", d.path))
+			d.path, st.Uid, owners, owners, recipesFor(d.path))
 	}
 	// Sticky and writable by others is a directory shared by every user.
 	// Sticky alone is not: the app can set the bit on its own directory
@@ -181,7 +188,7 @@ func (d *Dir) writeFile(name string, value []byte) error {
 	fd, err := unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, FileMode)
 	if err == unix.EEXIST {
 		return fmt.Errorf("secrets dir %q: %q appeared while ov-init was writing: another process writes into the directory; fix: mount it for ov-init alone (%s)",
-			d.path, name, strings.ReplaceAll(recipes, "DIR", d.path))
+			d.path, name, recipesFor(d.path))
 	}
 	if err != nil {
 		return fmt.Errorf("secrets dir %q: creating %q: %v", d.path, name, err)
@@ -239,7 +246,7 @@ func (d *Dir) leftovers() ([]string, error) {
 		}
 		if err != nil || !ours(name, &st, d.uid) {
 			return nil, fmt.Errorf("secrets dir %q is not empty: it holds %q (%d entries), which ov-init did not leave there; fix: give ov-init an empty directory of its own (%s)",
-				d.path, name, len(names), strings.ReplaceAll(recipes, "DIR", d.path))
+				d.path, name, len(names), recipesFor(d.path))
 		}
 		stale = append(stale, name)
 	}
@@ -365,11 +372,11 @@ func checkAbove(fd int, here, path string) error {
 			owners = fmt.Sprintf("root or ov-init (uid %d)", euid)
 		}
 		return fmt.Errorf("secrets dir %q: %q, a directory above it, is owned by uid %d, not by %s, and that user could put a directory of their own in the secrets dir's place; fix: put the secrets dir under directories that only %s can change, e.g. a tmpfs at /run/ov (%s)",
-			path, here, st.Uid, owners, owners, strings.ReplaceAll(recipes, "DIR", "/run/ov"))
+			path, here, st.Uid, owners, owners, recipesFor("/run/ov"))
 	}
 	if st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
 		return fmt.Errorf("secrets dir %q: %q, a directory above it, is writable by group or others and not sticky (mode %04o), and any of them could put a directory of their own in the secrets dir's place; fix: chmod go-w %q, or put the secrets dir elsewhere, e.g. a tmpfs at /run/ov (%s)",
-			path, here, st.Mode&0o7777, here, strings.ReplaceAll(recipes, "DIR", "/run/ov"))
+			path, here, st.Mode&0o7777, here, recipesFor("/run/ov"))
 	}
 	return nil
 }
@@ -384,11 +391,11 @@ func openError(parent int, name, path, here string, err error) error {
 			return fmt.Errorf("secrets dir %q: %q is a symbolic link, and ov-init follows none on the way to the secrets; fix: give --secrets-dir the real path", path, here)
 		case unix.S_IFDIR:
 		default:
-			return fmt.Errorf("secrets dir %q: %q is not a directory; fix: mount a tmpfs at %q (%s)", path, here, path, strings.ReplaceAll(recipes, "DIR", path))
+			return fmt.Errorf("secrets dir %q: %q is not a directory; fix: mount a tmpfs at %q (%s)", path, here, path, recipesFor(path))
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("secrets dir %q does not exist; fix: mount an in-memory file system there (%s), or use --secrets-as memfd", path, strings.ReplaceAll(recipes, "DIR", path))
+		return fmt.Errorf("secrets dir %q does not exist; fix: mount an in-memory file system there (%s), or use --secrets-as memfd", path, recipesFor(path))
 	}
 	return fmt.Errorf("secrets dir %q: opening %q: %v", path, here, err)
 }

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ov-init/ov-init/internal/shellquote"
 	"github.com/ov-init/ov-init/vault"
 )
 
@@ -263,6 +264,37 @@ func TestOpenRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFixCommandsQuoteTheDirectory: the docker command a refusal suggests
+// is one to paste, so a directory with a space or a ";" in its name is
+// quoted for the shell there, never spliced in raw.
+func TestFixCommandsQuoteTheDirectory(t *testing.T) {
+	for name, dir := range map[string]string{
+		"missing":    filepath.Join(memDir(t, "tmpfs", ""), "a b;touch x"),
+		"on disk":    filepath.Join(diskDir(t), "a b;touch x"),
+		"a stranger": filepath.Join(memDir(t, "tmpfs", "mode=0755"), "a b;touch x"),
+	} {
+		if name != "missing" {
+			uid := 0
+			if name == "a stranger" {
+				uid = 4242
+			}
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(dir, uid, uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := Open(dir, 10001, 10001)
+		if err == nil {
+			t.Fatalf("%s: Open(%q) took it", name, dir)
+		}
+		if want := "--tmpfs " + shellquote.Quote(dir) + ":mode=0700"; !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "--tmpfs "+dir) {
+			t.Errorf("%s: %v\nwant the command with %s", name, err, want)
+		}
 	}
 }
 
