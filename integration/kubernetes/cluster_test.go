@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -337,8 +338,26 @@ func (n *ns) deletePod(podName, container string) stopped {
 		}
 		cmd.Wait()
 	}()
-	if _, ok := <-events; !ok { // the pod as it is now (ADDED)
+	now, ok := <-events // the pod as it is now (ADDED)
+	if !ok {
 		n.t.Fatalf("kubectl get pod %s --watch ended at once", podName)
+	}
+	// The kubelet removes the container's log with the pod, which can be
+	// before this watch reports the container terminated (at once, after
+	// a SIGKILL): open the log now, and read it through the open file
+	// once the container has ended.
+	logs, _ := filepath.Glob(filepath.Join(c.state, "pod-logs", n.name+"_"+podName+"_"+now.Object.Metadata.UID, container, "*.log"))
+	var open []*os.File
+	for _, l := range logs {
+		f, err := os.Open(l)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		defer f.Close()
+		open = append(open, f)
+	}
+	if len(open) == 0 {
+		n.t.Fatalf("no log of %s/%s on the node", podName, container)
 	}
 	start := time.Now()
 	n.kubectl("delete", "pod", podName, "--wait=false")
@@ -355,17 +374,15 @@ func (n *ns) deletePod(podName, container string) stopped {
 			}
 			if s := e.Object.container(container); s.State.Terminated != nil && last == nil {
 				last = &stopped{terminated: *s.State.Terminated, after: time.Since(start), start: start}
-				// The kubelet removes the log with the pod: read it now.
-				logs, _ := filepath.Glob(filepath.Join(c.state, "pod-logs", n.name+"_"+podName+"_"+e.Object.Metadata.UID, container, "*.log"))
-				for _, l := range logs {
-					b, err := os.ReadFile(l)
+				for _, f := range open {
+					b, err := io.ReadAll(f)
 					if err != nil {
 						n.t.Fatal(err)
 					}
 					last.log += string(b)
 				}
 				if last.log == "" {
-					n.t.Fatalf("no log of %s/%s on the node (%v)", podName, container, logs)
+					n.t.Fatalf("the log of %s/%s on the node is empty (%v)", podName, container, logs)
 				}
 			}
 		case <-timeout:
