@@ -401,6 +401,102 @@ func TestVaultFromOVVaultVariable(t *testing.T) {
 	assertNoOVSettings(t, got)
 }
 
+// An environment may hold a name twice (execve allows it; a careless
+// wrapper appends rather than replaces). ov-init takes the first entry,
+// as Go's os.Getenv and glibc's getenv do, and no copy of an OV_*
+// setting reaches the app: a second OV_APP or OV_SECRETS cannot change
+// what is opened or injected, nor hide among the app's variables.
+func TestDuplicatedOVVariablesTheFirstWinsAndNoneReachesTheApp(t *testing.T) {
+	s := newSecretsSetup(t)
+	missing := filepath.Join(s.dir, "missing")
+	env := []string{
+		"PATH=/usr/bin:/bin",
+		"OV_APP=web", "OV_APP=api",
+		"OV_MACHINE_KEY=" + s.webKey, "OV_MACHINE_KEY=" + missing,
+		"OV_VAULT=" + s.vault, "OV_VAULT=" + missing,
+		"OV_SECRETS=DB_PASSWORD", "OV_SECRETS=API_TOKEN",
+		"OV_VERBOSE=0", "OV_VERBOSE=3",
+	}
+	r := runRawEnv(t, env, "--", helper, "env")
+	if r.code != 0 {
+		t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
+	}
+	if r.stderr != "" {
+		t.Errorf("OV_VERBOSE=0 first, yet ov-init said: %s", r.stderr)
+	}
+	got := helperEnv(t, r.stdout)
+	if got["DB_PASSWORD"] != webSecrets["DB_PASSWORD"] {
+		t.Errorf("first OV_SECRETS=DB_PASSWORD: app's DB_PASSWORD is %q, want the vault's", got["DB_PASSWORD"])
+	}
+	if _, ok := got["API_TOKEN"]; ok {
+		t.Errorf("the second OV_SECRETS=API_TOKEN was obeyed")
+	}
+	// The app's environment as the kernel holds it: a Go app's own
+	// runtime would hide a duplicate.
+	r = runRawEnv(t, env, "--", "/bin/cat", "/proc/self/environ")
+	if r.code != 0 || !strings.Contains(r.stdout, "DB_PASSWORD=") {
+		t.Fatalf("cat /proc/self/environ: exit %d, no DB_PASSWORD; stderr: %s", r.code, r.stderr)
+	}
+	for _, kv := range strings.Split(r.stdout, "\x00") {
+		if strings.HasPrefix(kv, "OV_") {
+			t.Errorf("app's environment holds ov-init's own setting %q", strings.SplitN(kv, "=", 2)[0])
+		}
+	}
+
+	// Control: the same settings in the other order are obeyed the other
+	// way, so the first entry is what decides.
+	env = []string{"PATH=/usr/bin:/bin", "OV_APP=web", "OV_MACHINE_KEY=" + s.webKey, "OV_VAULT=" + s.vault,
+		"OV_SECRETS=API_TOKEN", "OV_SECRETS=DB_PASSWORD"}
+	r = runRawEnv(t, env, "--", helper, "env")
+	if r.code != 0 {
+		t.Fatalf("control: exit %d; stderr: %s", r.code, r.stderr)
+	}
+	got = helperEnv(t, r.stdout)
+	if _, ok := got["DB_PASSWORD"]; ok || got["API_TOKEN"] != webSecrets["API_TOKEN"] {
+		t.Errorf("control, first OV_SECRETS=API_TOKEN: app got DB_PASSWORD %v, API_TOKEN %v", ok, got["API_TOKEN"] != "")
+	}
+}
+
+// runRawEnv is runSecrets with env passed to execve as it is: os/exec
+// keeps only the last of duplicated names, which would hide what ov-init
+// does with them.
+func runRawEnv(t *testing.T, env []string, args ...string) secretsResult {
+	t.Helper()
+	stdout, err := os.CreateTemp(t.TempDir(), "stdout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdout.Close()
+	stderr, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	p, err := os.StartProcess(ovInit, append([]string{ovInit}, args...), &os.ProcAttr{
+		Env:   env,
+		Files: []*os.File{nil, stdout, stderr},
+		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(5*time.Second, func() { p.Kill() })
+	ps, err := p.Wait()
+	timer.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(stdout.Name())
+	errs, _ := os.ReadFile(stderr.Name())
+	ws := ps.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		t.Fatalf("ov-init was killed by %v (still running after 5s?); stderr: %s", ws.Signal(), errs)
+	}
+	r := secretsResult{code: ws.ExitStatus(), stdout: string(out), stderr: string(errs)}
+	assertNoLeak(t, "stderr of ov-init "+strings.Join(args, " "), r.stderr)
+	return r
+}
+
 func TestOnlyNamedSecretsAreInjected(t *testing.T) {
 	s := newSecretsSetup(t)
 	for _, args := range [][]string{
@@ -710,6 +806,19 @@ func TestBadVaultIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, []string{"not a regular file", "fix"}},
+		{"ThatIsDevZero", func(t *testing.T, s *secretsSetup) {
+			// Endless: read whole, it would eat the memory.
+			os.Remove(s.vault)
+			if err := os.Symlink("/dev/zero", s.vault); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"not a regular file but a character device", "fix"}},
+		{"ThatIsADirectory", func(t *testing.T, s *secretsSetup) {
+			os.Remove(s.vault)
+			if err := os.Mkdir(s.vault, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"not a regular file but a directory", "fix"}},
 		{"ThatIsNotJSON", func(t *testing.T, s *secretsSetup) {
 			os.WriteFile(s.vault, []byte("apps:\n  web: {}\n"), 0o600)
 		}, []string{"invalid JSON", "fix"}},
