@@ -19,7 +19,7 @@ import (
 type vaultExportCmd struct {
 	App   string `required:"" placeholder:"APP" help:"The app to export."`
 	Out   string `required:"" placeholder:"FILE" help:"Write the export to this file (mode 0644: it is ciphertext), atomically; missing directories are made mode 0755. An earlier export there is replaced; any other file only with --force."`
-	Force bool   `help:"Replace a file at --out that is not an export of this app, or an export newer than the vault (never a vault)."`
+	Force bool   `help:"Replace a file at --out that is not an export of this app (never a vault, nor an export newer than the vault: that would undo revocations)."`
 }
 
 // Help is kong's long help of vault export.
@@ -120,9 +120,12 @@ func (c vaultExportCmd) checkOut(vaultPath string) (*vault.Vault, error) {
 // --force. An export of this vault that verifies under its root key has an
 // authenticated generation: when it is newer than the vault, the vault is
 // an older copy (restored, or checked out from git), and replacing the
-// export would give the hosts back every key revoked since; that needs
-// --force, and the newer generation is remembered as seen, as ov does for
-// vaults.
+// export would give the hosts back every key revoked since. That is
+// refused even with --force, which operators pass to replace a stray
+// file, not to undo a revocation; the newer generation is remembered as
+// seen, as ov does for vaults, so going back on purpose takes the same
+// deliberate step as for a vault: removing the record's line (and the
+// export).
 func (c vaultExportCmd) checkOldExport(g *Globals, v *vault.Vault, root *vault.Root, old *vault.Vault) error {
 	out := shellquote.Quote(c.Out)
 	if !bytes.Equal(old.RootCheck(), v.RootCheck()) {
@@ -137,10 +140,8 @@ func (c vaultExportCmd) checkOldExport(g *Globals, v *vault.Vault, root *vault.R
 	}
 	if old.Generation() > v.Generation() {
 		g.recordSeen(old)
-		if !c.Force {
-			return fmt.Errorf("the export at %s is of generation %d, newer than vault %q (generation %d): the vault is an older copy, and this export would give its hosts back every key revoked since; "+
-				"export from the newest copy of the vault, or pass --force to replace it anyway", out, old.Generation(), g.Vault, v.Generation())
-		}
+		return fmt.Errorf("the export at %s is of generation %d, newer than vault %q (generation %d): the vault is an older copy, and this export would give its hosts back every key revoked since; "+
+			"nothing was written, even with --force: export from the newest copy of the vault", out, old.Generation(), g.Vault, v.Generation())
 	}
 	if old.Exported() != c.App && !c.Force {
 		return usageError(fmt.Sprintf("%s is an export of app %q, not %q; pass --force to replace it", out, old.Exported(), c.App))
