@@ -309,10 +309,13 @@ func vaultError(cfg Config, err error) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%v; fix: mount the vault at %s or point --vault / OV_VAULT at it", err, shellquote.Quote(cfg.Vault))
 	case errors.Is(err, fs.ErrPermission):
-		// The vault is read before --user drops privileges: as ov-init's uid.
+		// The vault is read before --user drops privileges: as ov-init's
+		// uid. chmod 644 only for an export: a full vault also holds the
+		// password-wrapped root key, open to offline guessing by whoever
+		// reads it.
 		uid, p := os.Geteuid(), shellquote.Quote(cfg.Vault)
-		return fmt.Errorf("%v; fix: let uid %d (ov-init) read it: chmod 644 %s (the vault holds only sealed values) or chown %d %s, and make its directories searchable by uid %d",
-			err, uid, p, uid, p, uid)
+		return fmt.Errorf("%v; fix: let uid %d (ov-init) read it: chown %d %s, or, for an export (ov vault export), chmod 644 %s; and make its directories searchable by uid %d",
+			err, uid, uid, p, p, uid)
 	case errors.Is(err, vault.ErrUnsupportedVersion):
 		return fmt.Errorf("%v; fix: run the ov-init release that matches the ov that wrote the vault", err)
 	}

@@ -304,10 +304,26 @@ func (o Options) checkSecretsMode() error {
 	if err := o.checkNeedsApp(); err != nil {
 		return err
 	}
+	if err := o.checkPaths(); err != nil {
+		return err
+	}
 	if err := o.checkSecrets(); err != nil {
 		return err
 	}
 	return o.checkSecretsDir()
+}
+
+// checkPaths: a --vault or --machine-key given empty (OV_VAULT= in a
+// manifest whose value did not get filled in) is a mistake, refused as
+// OV_APP= is, not a quiet fall-back to the default places.
+func (o Options) checkPaths() error {
+	if o.given["vault"] && o.Vault == "" {
+		return errors.New("--vault / OV_VAULT is empty: give the vault's path, or leave it unset for the default places (/etc/ov/vault.json, else ~/.config/ov/vault.json)")
+	}
+	if o.given["machine-key"] && o.MachineKey == "" {
+		return errors.New("--machine-key / OV_MACHINE_KEY is empty: give the key's path, or leave it unset for " + defaultMachineKey)
+	}
+	return nil
 }
 
 // checkApp: an --app that was given, even empty, must be a valid name.

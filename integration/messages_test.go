@@ -113,8 +113,8 @@ func TestVaultUnreadableByOvInitsUIDSaysChmodOrChown(t *testing.T) {
 	env := []string{"PATH=/usr/bin:/bin"}
 	r := runOvInit(t, bin, as, env, withApp(s.flags("web", s.webKey), app, "env")...)
 	assertRefused(t, r,
-		"ov-init: reading vault "+strconv.Quote(s.vault)+": open: permission denied; fix: let uid 1001 (ov-init) read it: chmod 644 "+s.vault+
-			" (the vault holds only sealed values) or chown 1001 "+s.vault)
+		"ov-init: reading vault "+strconv.Quote(s.vault)+": open: permission denied; fix: let uid 1001 (ov-init) read it: chown 1001 "+s.vault+
+			", or, for an export (ov vault export), chmod 644 "+s.vault+"; and make its directories searchable by uid 1001")
 	if strings.Contains(r.stderr, "version control") {
 		t.Errorf("a permission problem is sent to version control: %s", r.stderr)
 	}

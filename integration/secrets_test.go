@@ -1162,6 +1162,10 @@ func TestEmptyAppOrSecretsFailsClosed(t *testing.T) {
 		{"OVMachineKeyWithoutApp", []string{"OV_MACHINE_KEY=" + s.webKey}, nil},
 		{"VaultWithoutApp", nil, []string{"--vault", s.vault}},
 		{"InvalidAppName", nil, []string{"--app", "Web"}},
+		{"EmptyVaultFlag", nil, []string{"--app", "web", "--machine-key", s.webKey, "--vault", ""}},
+		{"EmptyOVVault", []string{"OV_VAULT="}, []string{"--app", "web", "--machine-key", s.webKey}},
+		{"EmptyMachineKeyFlag", nil, []string{"--app", "web", "--vault", s.vault, "--machine-key", ""}},
+		{"EmptyOVMachineKey", []string{"OV_MACHINE_KEY="}, []string{"--app", "web", "--vault", s.vault}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s.assertUsageError(t, c.env, c.args)

@@ -52,7 +52,7 @@ type appCmd struct {
 }
 
 type secretCmd struct {
-	Set  secretSetCmd  `cmd:"" help:"Seal a secret for an app. The value comes from stdin, or a prompt when stdin is a terminal."`
+	Set  secretSetCmd  `cmd:"" help:"Seal a secret for an app. The value comes from stdin (less one final newline, \\n or \\r\\n), or a prompt when stdin is a terminal."`
 	List secretListCmd `cmd:"" help:"Print an app's secret names (never values), one per line."`
 	Rm   secretRmCmd   `cmd:"" help:"Remove a secret from an app."`
 }
