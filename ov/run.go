@@ -6,6 +6,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/ov-init/ov-init/initcmd"
+	"github.com/ov-init/ov-init/internal/envlist"
 	"github.com/ov-init/ov-init/reaper"
 )
 
@@ -22,7 +23,10 @@ func (c runCmd) Run(g *Globals, ctx *kong.Context) error {
 	// ov's --vault is ov's own, for every command: it is used when given
 	// and, unlike ov-init's, does not ask for secrets mode. Not given, ov
 	// run looks where ov-init looks (/etc/ov/vault.json first).
-	o := initcmd.New(ctx, c.Flags, g.Vault, c.Command, os.Environ())
+	// New drops the variables of this command's flags; vault passwd's is
+	// ov's too, and names a file holding a master password.
+	env := envlist.Unset(os.Environ(), "OV_NEW_PASSWORD_FILE")
+	o := initcmd.New(ctx, c.Flags, g.Vault, c.Command, env)
 	if len(o.Command) == 0 {
 		return usageError("run needs a command: ov run [flags] -- COMMAND [ARG...]")
 	}
