@@ -46,7 +46,7 @@ type Status struct {
 // give them.
 var Table = []Status{
 	{Usage, "usage error"},
-	{Config, "machine key, vault or secret error (COMMAND not started)"},
+	{Config, "configuration error: machine key, vault, secret, secrets directory or --user (COMMAND not started)"},
 	{Internal, "ov-init failed"},
 	{NotExecutable, "COMMAND not executable"},
 	{NotFound, "COMMAND not found"},

@@ -56,7 +56,7 @@ func TestStatusesAreDistinctAndNoneIsASignalDeath(t *testing.T) {
 func TestHelpListsTheTableInOrder(t *testing.T) {
 	help := Help()
 	want := "Exit status: COMMAND's own; 128+N when a signal N killed it; 2 usage error; " +
-		"78 machine key, vault or secret error (COMMAND not started); 125 ov-init failed; " +
+		"78 configuration error: machine key, vault, secret, secrets directory or --user (COMMAND not started); 125 ov-init failed; " +
 		"126 COMMAND not executable; 127 COMMAND not found."
 	if help != want {
 		t.Errorf("Help() =\n%s\nwant\n%s", help, want)
