@@ -86,7 +86,7 @@ func New(ctx *kong.Context, f Flags, vault string, command, env []string) Option
 		if fl.Name == "vault" {
 			o.Vault = vault
 		}
-		if fl.Group != nil && fl.Group.Key == secretsGroup {
+		if fl.Group != nil && fl.Group.Key == secretsGroup || fl.Name == "grace" {
 			o.given[fl.Name] = true
 		}
 	}

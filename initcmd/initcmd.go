@@ -58,10 +58,11 @@ type Options struct {
 	// for `ov run`; "" is ov-init (see Prog).
 	prog string
 
-	// given records which secrets-mode settings were given at all (as a
-	// flag or an OV_* variable, even empty), so that an empty --app or
-	// --secrets, or a key or vault without --app, fails closed instead of
-	// running the app without its secrets.
+	// given records which secrets-mode settings, and --grace, were given
+	// at all (as a flag or an OV_* variable, even empty), so that an empty
+	// --app or --secrets, or a key or vault without --app, fails closed
+	// instead of running the app without its secrets, and a --grace of 0
+	// is not taken for none.
 	given map[string]bool
 }
 
@@ -223,7 +224,7 @@ func (o Options) config() (reaper.Config, error) {
 	if err = checkCommand(o.Command); err != nil {
 		return cfg, err
 	}
-	if err = checkDurations(o.TermDelay, o.Grace); err != nil {
+	if err = checkDurations(o.TermDelay, o.Grace, o.given["grace"]); err != nil {
 		return cfg, err
 	}
 	if cfg.RemapExit, err = remapExit(o.RemapExit); err != nil {
@@ -242,9 +243,16 @@ func checkCommand(command []string) error {
 	return nil
 }
 
-func checkDurations(termDelay, grace time.Duration) error {
+// checkDurations: neither is negative, and a --grace that was given is
+// more than 0. Unset, --grace means no SIGKILL of the app; 0 would read as
+// "kill at once", which it never did, so it is refused rather than
+// quietly taken as unset.
+func checkDurations(termDelay, grace time.Duration, graceGiven bool) error {
 	if termDelay < 0 || grace < 0 {
 		return errors.New("--term-delay and --grace take a positive duration such as 5s")
+	}
+	if graceGiven && grace == 0 {
+		return errors.New("--grace / OV_GRACE is 0: give a duration over 0, such as 5s, or leave it unset (the app is then never sent SIGKILL)")
 	}
 	return nil
 }
