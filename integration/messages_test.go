@@ -167,7 +167,7 @@ func TestSuggestedCommandsQuotePathsForTheShell(t *testing.T) {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		f.fails(1, []string{"e.g. --out '" + filepath.Join(dir, "machine.kek") + "'\n"}, "", "auth", "derive-machine-key", "--out", dir, "--app", "web")
+		f.fails(2, []string{"e.g. --out '" + filepath.Join(dir, "machine.kek") + "' (see ov --help)\n"}, "", "auth", "derive-machine-key", "--out", dir, "--app", "web")
 	})
 }
 

@@ -20,15 +20,17 @@ import (
 const keyFileMode = 0o600
 
 // checkKeyPath refuses, before any password is typed, an --out that
-// writeKeyFile would refuse: a symbolic link (always), an existing file
-// without replace, a directory, a parent that is not a directory.
+// writeKeyFile would refuse: a symbolic link (always), anything else that
+// is not a regular file (always: a directory, a FIFO, a device node such as
+// /dev/null, a socket), an existing file without replace, a parent that is
+// not a directory.
 func checkKeyPath(path string, replace bool) error {
 	fi, err := os.Lstat(path)
 	switch {
 	case err == nil && fi.Mode()&os.ModeSymlink != 0:
 		return fmt.Errorf("%q is a symbolic link; ov never writes a key through a link, even with --force: remove the link or choose another --out", path)
-	case err == nil && fi.IsDir():
-		return fmt.Errorf("%q is a directory; --out names the key file, e.g. --out %s", path, shellquote.Quote(filepath.Join(path, "machine.kek")))
+	case err == nil && !fi.Mode().IsRegular():
+		return notRegularError(path, fi.Mode())
 	case err == nil && !replace:
 		return fmt.Errorf("%q exists; pass --force to replace it", path)
 	case err == nil:
@@ -46,6 +48,17 @@ func checkKeyPath(path string, replace bool) error {
 		return fmt.Errorf("%q is not a directory; choose another --out", dir)
 	}
 	return nil
+}
+
+// notRegularError refuses to put a key where a file that is not a regular
+// file is: rename(2) would replace a FIFO or a device node (as root, --out
+// /dev/null --force would take the system's /dev/null) as it replaces a
+// file. A usage error, as export's: the path is the mistake.
+func notRegularError(path string, m fs.FileMode) error {
+	if m.IsDir() {
+		return usageError(fmt.Sprintf("%q is a directory; --out names the key file, e.g. --out %s", path, shellquote.Quote(filepath.Join(path, "machine.kek"))))
+	}
+	return usageError(fmt.Sprintf("%q is %s, not a regular file; a key never replaces one, even with --force: choose another --out", path, vault.FileKind(m)))
 }
 
 // keyDirMode is the mode of each directory derive-machine-key makes on the
@@ -66,8 +79,12 @@ const keyDirMode = 0o755
 // when it is not nil, in directories it makes (keyDirMode) where missing:
 // see atomicfile. A symbolic link at path is replaced, its target never
 // written; without replace, a file that appeared at path since
-// checkKeyPath looked is not replaced either.
+// checkKeyPath looked is not replaced either, and with it, neither is one
+// that is not a regular file (looked at again here, after the password).
 func writeKeyFile(path string, key []byte, replace bool, owner *syscall.Credential) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink == 0 && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s; nothing written", notRegularError(path, fi.Mode()))
+	}
 	o := atomicfile.Options{Perm: keyFileMode, NoReplace: !replace, DirPerm: keyDirMode}
 	if owner != nil {
 		o.Chown, o.Uid, o.Gid = true, int(owner.Uid), int(owner.Gid)

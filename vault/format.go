@@ -548,7 +548,7 @@ func readBounded(path string) ([]byte, error) {
 		return nil, unwrapPathError(err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file but %s", fileKind(fi.Mode()))
+		return nil, fmt.Errorf("not a regular file but %s", FileKind(fi.Mode()))
 	}
 	if fi.Size() > MaxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, over the limit of %d", fi.Size(), MaxFileSize)
@@ -573,8 +573,9 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// fileKind names a file type for an error message.
-func fileKind(m fs.FileMode) string {
+// FileKind names a file type for an error message: "a FIFO", "a
+// directory", and so on.
+func FileKind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"
