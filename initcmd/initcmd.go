@@ -300,6 +300,14 @@ func parseRewrite(spec string) (from, to syscall.Signal, err error) {
 	if to, err = signame.Parse(t, true); err != nil {
 		return 0, 0, fmt.Errorf("--rewrite %q: %v", spec, err)
 	}
+	// A rewrite of a signal that never reaches the app through ov-init
+	// would do nothing: say so rather than accept it.
+	switch {
+	case from == syscall.SIGKILL || from == syscall.SIGSTOP:
+		return 0, 0, fmt.Errorf("--rewrite %q: %s cannot be caught, so ov-init never sees it to forward: drop this --rewrite", spec, signame.Name(from))
+	case !reaper.Forwardable(from):
+		return 0, 0, fmt.Errorf("--rewrite %q: ov-init never forwards %s (its own, or the Go runtime's): drop this --rewrite", spec, signame.Name(from))
+	}
 	return from, to, nil
 }
 

@@ -224,7 +224,7 @@ func (r *supervisor) takeVerdict(v int) bool {
 // receive forwards or holds a signal meant for the app, and arms --grace
 // when it forwards a TERM, INT or QUIT.
 func (r *supervisor) receive(sig syscall.Signal) {
-	if !forwardable(sig) {
+	if !Forwardable(sig) {
 		return
 	}
 	if !r.running {

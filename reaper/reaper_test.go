@@ -135,12 +135,12 @@ func TestExitStatus(t *testing.T) {
 func TestForwardable(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGURG, syscall.SIGCHLD, syscall.SIGSEGV, syscall.SIGBUS,
 		syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGABRT} {
-		if forwardable(sig) {
+		if Forwardable(sig) {
 			t.Errorf("%v must not be forwarded", sig)
 		}
 	}
 	for _, sig := range []syscall.Signal{1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 28, 34, 40, 64} {
-		if !forwardable(sig) {
+		if !Forwardable(sig) {
 			t.Errorf("%v must be forwarded", sig)
 		}
 	}

@@ -88,11 +88,11 @@ func (s *Signals) subscribed() {
 	}
 }
 
-// forwardable reports whether a signal PID 1 receives is meant for the app.
+// Forwardable reports whether a signal PID 1 receives is meant for the app.
 // SIGURG is the Go runtime's own preemption signal and cannot be told apart
 // from a sent one; SIGCHLD concerns PID 1; the synchronous faults are PID 1's
 // own crashes, never a request for the app.
-func forwardable(sig syscall.Signal) bool {
+func Forwardable(sig syscall.Signal) bool {
 	switch sig {
 	case unix.SIGURG, unix.SIGCHLD,
 		unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL,
