@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,7 @@ type deriveCmd struct {
 	App        string `placeholder:"APP" help:"The app the key opens (and nothing else). Without --app (and without --all-apps), the key already at --out says which app and deployment."`
 	Deployment string `placeholder:"NAME" help:"With --app: the deployment (host, pod, CI job) the key belongs to, revoked on its own with ov auth revoke (default: default)."`
 	Force      bool   `help:"Replace the file at --out. When it holds the CURRENT key of the deployment asked for, ROTATE that deployment (a new key, the old one refused from now on; the app moves to a new epoch, other deployments keep their files). Any other file is replaced with the deployment's current key, nothing rotated, except a key of this app from before deployments: the app then moves to a new epoch so that key is refused."`
-	Owner      string `placeholder:"USER[:GROUP]" help:"Give the file to this account, the one that runs ov-init (needs root). Only the file: directories made on the way stay root's. Without --owner, as root, a key of the same app replaced with --force keeps its owner and group; any other file becomes root's."`
+	Owner      string `placeholder:"USER[:GROUP]" help:"Give the file to this account, the one that runs ov-init (needs root). Only the file: directories made on the way stay root's. As root, --force over a file another account owns needs --owner: ov never gives a key away unasked."`
 	AllApps    bool   `name:"all-apps" help:"Write the vault's root key instead: it opens EVERY app and cannot be revoked short of a new vault. Dangerous; prefer --app."`
 }
 
@@ -33,8 +32,8 @@ for (without --app: of the deployment the key names), the deployment is
 rotated: a new key is written, the old one is refused, and every other
 deployment keeps its file. Over any other file (another deployment's key, a
 retired key, no key of this vault), --force writes the deployment's current
-key and rotates nothing, and says what the file held. As root without
---owner, the new file keeps the owner of a key of the same app it replaces. A FIFO, a
+key and rotates nothing, and says what the file held. As root, a file that
+another account owns is replaced only with --owner naming the account. A FIFO, a
 device, a socket or a directory at --out is never replaced, even with --force.
 Revoke a deployment with: ov auth revoke --app APP NAME.`
 }
@@ -98,16 +97,10 @@ func (c deriveCmd) Run(g *Globals) error {
 		defer clear(existing)
 	}
 	exists := false
-	// kept: as root, without --owner, a key file replaced keeps its
-	// owner, the account that must read the key (the README's rotation,
-	// `--out K --force`, of a key made with --owner deploy). Only a file
-	// that held a key of the same app (see keepOwner): whoever planted
-	// any other file where root writes a key must not be handed the key.
-	var kept *syscall.Credential
 	if fi, err := os.Lstat(out); err == nil {
 		exists = true
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.Force && c.Owner == "" && os.Geteuid() == 0 && fi.Mode().IsRegular() {
-			kept = &syscall.Credential{Uid: st.Uid, Gid: st.Gid}
+		if err := c.checkOwnerKept(out, fi); err != nil {
+			return err
 		}
 	}
 	var owner *syscall.Credential
@@ -138,13 +131,11 @@ func (c deriveCmd) Run(g *Globals) error {
 	defer root.Wipe()
 
 	if c.AllApps {
-		kept = nil // the root key is root's unless --owner says otherwise
-		if err := writeKeyFile(out, root.Bytes(), c.Force, cmp.Or(owner, kept)); err != nil {
+		if err := writeKeyFile(out, root.Bytes(), c.Force, owner); err != nil {
 			return err
 		}
 		root.Wipe()
 		c.warn(out, "", "", false)
-		sayKept(out, kept)
 		sayUnreachable(out, c.Owner, owner)
 		return nil
 	}
@@ -192,9 +183,6 @@ func (c deriveCmd) Run(g *Globals) error {
 		rotate = exists && v.HasDeployment(c.App, c.Deployment)
 	}
 
-	if kept != nil && !keepOwner(v, root, existing, c.App) {
-		kept = nil
-	}
 	if rotateApp {
 		if err := v.RotateApp(root, c.App); err != nil {
 			return err
@@ -222,7 +210,7 @@ func (c deriveCmd) Run(g *Globals) error {
 	if created {
 		c.sayGranted(v)
 	}
-	if err := writeKeyFile(out, key, c.Force, cmp.Or(owner, kept)); err != nil {
+	if err := writeKeyFile(out, key, c.Force, owner); err != nil {
 		if rotated {
 			return fmt.Errorf("%v; the vault already holds the new generation: write its key with ov auth derive-machine-key --out PATH --app %s --deployment %s", err, c.App, c.Deployment)
 		}
@@ -248,31 +236,28 @@ func (c deriveCmd) Run(g *Globals) error {
 			}
 		}
 	}
-	sayKept(out, kept)
 	sayUnreachable(out, c.Owner, owner)
 	return nil
 }
 
-// keepOwner reports whether key, what the file at --out held, is a key of
-// this vault for app: current, retired or from before deployments. Such a
-// file was written by ov, for that app's account; a file holding anything
-// else is given to no one but root (or --owner).
-func keepOwner(v *vault.Vault, root *vault.Root, key []byte, app string) bool {
-	if key == nil {
-		return false
+// checkOwnerKept refuses, as root and before the password, to replace
+// without --owner a file that another account owns: the new key would be
+// root's, and that account (the systemd unit's User=deploy, after the
+// README's `--out K --force`) could no longer start its app. It never
+// keeps the old owner by itself: whoever can put a file at --out (a
+// revoked key, a file swapped in while ov reads) would be handed the new
+// key. The operator names the account with --owner instead.
+func (c deriveCmd) checkOwnerKept(out string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !c.Force || c.Owner != "" || os.Geteuid() != 0 || !fi.Mode().IsRegular() {
+		return nil
 	}
-	keyApp, _, _, _, ok, err := v.IdentifyKey(root, key)
-	return err == nil && ok && keyApp == app
-}
-
-// sayKept says that the key file at path kept owner, the owner of the file
-// it replaced, when that is news: not when the file was ov's own account's.
-func sayKept(path string, owner *syscall.Credential) {
-	if owner == nil || (int(owner.Uid) == os.Geteuid() && int(owner.Gid) == os.Getegid()) {
-		return
+	if int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid() {
+		return nil
 	}
-	fmt.Fprintf(os.Stderr, "ov: the key at %s kept the owner of the file it replaced: uid %d, gid %d (--owner USER[:GROUP] names another)\n",
-		shellquote.Quote(path), owner.Uid, owner.Gid)
+	return usageError(fmt.Sprintf("%s is owned by uid %d, gid %d, and the key written there would be root's: "+
+		"pass --owner %d:%d to give the new key to that account (the one that runs ov-init), or --owner 0:0; nothing written",
+		shellquote.Quote(out), st.Uid, st.Gid, st.Uid, st.Gid))
 }
 
 // identifyOut tells, for --app with a file at --out (key is what it holds,
