@@ -88,7 +88,7 @@ func (c vaultExportCmd) Run(g *Globals) error {
 // returned, for checkOldExport once the vault is unlocked.
 func (c vaultExportCmd) checkOut(vaultPath string) (*vault.Vault, error) {
 	out := shellquote.Quote(c.Out)
-	fi, err := os.Stat(c.Out)
+	fi, err := os.Lstat(c.Out)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -97,6 +97,11 @@ func (c vaultExportCmd) checkOut(vaultPath string) (*vault.Vault, error) {
 	}
 	if vi, err := os.Stat(vaultPath); err == nil && os.SameFile(fi, vi) {
 		return nil, usageError(fmt.Sprintf("--out %s is the vault itself; an export there would lose every other app and the master-password key: choose another file", out))
+	}
+	// The write replaces the link, not the file it names, and what that
+	// file is (a newer export, a vault) would go unchecked.
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, usageError(fmt.Sprintf("--out %s is a symbolic link; an export is never written over one, even with --force: give the path of the file itself", out))
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, usageError(fmt.Sprintf("--out %s is not a regular file; choose a file path", out))
@@ -109,6 +114,9 @@ func (c vaultExportCmd) checkOut(vaultPath string) (*vault.Vault, error) {
 		return nil, usageError(fmt.Sprintf("--out %s is %s, not an export; an export never replaces a vault, even with --force: choose another file", out, what))
 	case errors.Is(err, fs.ErrPermission):
 		return nil, fmt.Errorf("reading %s to tell whether it is an earlier export: %w; run ov as a user who can read it", out, pathErr(err))
+	case err != nil:
+		// Unread, it could be a newer export: never taken for "not one".
+		return nil, fmt.Errorf("reading %s to tell whether it is an earlier export: %w", out, pathErr(err))
 	case c.Force:
 		return nil, nil
 	}
