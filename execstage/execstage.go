@@ -310,12 +310,12 @@ func vaultError(cfg Config, err error) error {
 		return fmt.Errorf("%v; fix: mount the vault at %s or point --vault / OV_VAULT at it", err, shellquote.Quote(cfg.Vault))
 	case errors.Is(err, fs.ErrPermission):
 		// The vault is read before --user drops privileges: as ov-init's
-		// uid. chmod 644 only for an export: a full vault also holds the
-		// password-wrapped root key, open to offline guessing by whoever
-		// reads it.
+		// uid. Never chown: the owner could write the file and put an
+		// older copy back. And 644 only for an export: a full vault also
+		// holds the password-wrapped root key, open to offline guessing.
 		uid, p := os.Geteuid(), shellquote.Quote(cfg.Vault)
-		return fmt.Errorf("%v; fix: let uid %d (ov-init) read it: chown %d %s, or, for an export (ov vault export), chmod 644 %s; and make its directories searchable by uid %d",
-			err, uid, uid, p, p, uid)
+		return fmt.Errorf("%v; fix: let uid %d (ov-init) read it: if it is an export (ov vault export), chmod 644 %s; if it is the full vault, deploy the app's export there instead (`ov vault export --app %s --out FILE`); and make its directories searchable by uid %d",
+			err, uid, p, app, uid)
 	case errors.Is(err, vault.ErrUnsupportedVersion):
 		return fmt.Errorf("%v; fix: run the ov-init release that matches the ov that wrote the vault", err)
 	}

@@ -84,7 +84,9 @@ func New(ctx *kong.Context, f Flags, vault string, command, env []string) Option
 			continue
 		}
 		if fl.Name == "vault" {
-			o.Vault = vault
+			// ov's own --vault too (`ov run`), which is not in the
+			// secrets group: given empty, it is refused all the same.
+			o.Vault, o.emptyVault = vault, vault == ""
 		}
 		if fl.Group != nil && fl.Group.Key == secretsGroup || fl.Name == "grace" {
 			o.given[fl.Name] = true

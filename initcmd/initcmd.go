@@ -64,6 +64,9 @@ type Options struct {
 	// instead of running the app without its secrets, and a --grace of 0
 	// is not taken for none.
 	given map[string]bool
+
+	// emptyVault: --vault or OV_VAULT was given, and empty.
+	emptyVault bool
 }
 
 // Run supervises the app and returns ov-init's exit status. A main that
@@ -333,7 +336,7 @@ func (o Options) checkSecretsMode() error {
 // manifest whose value did not get filled in) is a mistake, refused as
 // OV_APP= is, not a quiet fall-back to the default places.
 func (o Options) checkPaths() error {
-	if o.given["vault"] && o.Vault == "" {
+	if o.emptyVault && o.App != "" {
 		return errors.New("--vault / OV_VAULT is empty: give the vault's path, or leave it unset for the default places (/etc/ov/vault.json, else ~/.config/ov/vault.json)")
 	}
 	if o.given["machine-key"] && o.MachineKey == "" {

@@ -42,7 +42,7 @@ func TestConfigRules(t *testing.T) {
 		{"NegativeGrace", with(func(o *Options) { o.Grace = -1 }), "positive duration"},
 		{"GraceGivenZero", with(func(o *Options) { o.given["grace"] = true }), "--grace / OV_GRACE is 0"},
 		{"GraceGiven", with(func(o *Options) { o.Grace, o.given["grace"] = time.Second, true }), ""},
-		{"VaultGivenEmpty", with(func(o *Options) { o.App, o.given["app"], o.given["vault"] = "web", true, true }), "--vault / OV_VAULT is empty"},
+		{"VaultGivenEmpty", with(func(o *Options) { o.App, o.given["app"], o.given["vault"], o.emptyVault = "web", true, true, true }), "--vault / OV_VAULT is empty"},
 		{"MachineKeyGivenEmpty", with(func(o *Options) { o.App, o.given["app"], o.given["machine-key"] = "web", true, true }), "--machine-key / OV_MACHINE_KEY is empty"},
 		{"RemapExit255", with(func(o *Options) { o.RemapExit = []int{0, 255} }), ""},
 		{"RemapExit256", with(func(o *Options) { o.RemapExit = []int{143, 256} }), "--remap-exit 256: an exit status is 0..255"},

@@ -96,8 +96,9 @@ func TestAppRotateSaysItKeepsTheValuesAndNamesThemToChange(t *testing.T) {
 }
 
 // A vault that ov-init's uid may not read is a permission problem with a
-// chmod/chown fix, not a file "changed outside ov" to restore.
-func TestVaultUnreadableByOvInitsUIDSaysChmodOrChown(t *testing.T) {
+// chmod fix (for an export; the full vault is replaced by one, never
+// chowned to ov-init), not a file "changed outside ov" to restore.
+func TestVaultUnreadableByOvInitsUIDSaysChmodAnExport(t *testing.T) {
 	const uid = 1001
 	s := newSecretsSetup(t)
 	app := unprivilegedHelper(t, s) // also opens s.dir to every uid
@@ -113,8 +114,8 @@ func TestVaultUnreadableByOvInitsUIDSaysChmodOrChown(t *testing.T) {
 	env := []string{"PATH=/usr/bin:/bin"}
 	r := runOvInit(t, bin, as, env, withApp(s.flags("web", s.webKey), app, "env")...)
 	assertRefused(t, r,
-		"ov-init: reading vault "+strconv.Quote(s.vault)+": open: permission denied; fix: let uid 1001 (ov-init) read it: chown 1001 "+s.vault+
-			", or, for an export (ov vault export), chmod 644 "+s.vault+"; and make its directories searchable by uid 1001")
+		"ov-init: reading vault "+strconv.Quote(s.vault)+": open: permission denied; fix: let uid 1001 (ov-init) read it: if it is an export (ov vault export), chmod 644 "+s.vault+
+			"; if it is the full vault, deploy the app's export there instead (`ov vault export --app web --out FILE`); and make its directories searchable by uid 1001")
 	if strings.Contains(r.stderr, "version control") {
 		t.Errorf("a permission problem is sent to version control: %s", r.stderr)
 	}
