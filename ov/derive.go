@@ -255,9 +255,11 @@ func (c deriveCmd) checkOwnerKept(out string, fi os.FileInfo) error {
 	if int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid() {
 		return nil
 	}
-	return usageError(fmt.Sprintf("%s is owned by uid %d, gid %d, and the key written there would be root's: "+
-		"pass --owner %d:%d to give the new key to that account (the one that runs ov-init), or --owner 0:0; nothing written",
-		shellquote.Quote(out), st.Uid, st.Gid, st.Uid, st.Gid))
+	// The file's owner is not offered as the fix: it may be whoever put
+	// the file there.
+	return usageError(fmt.Sprintf("%s is owned by uid %d, gid %d, not root, and ov never gives a key to a file's owner by itself: "+
+		"pass --owner ACCOUNT, the account that runs ov-init (deploy in the README's systemd recipe), once you know that this file is the key you gave it, or --owner root; nothing written",
+		shellquote.Quote(out), st.Uid, st.Gid))
 }
 
 // identifyOut tells, for --app with a file at --out (key is what it holds,
