@@ -99,7 +99,7 @@ func (c deriveCmd) Run(g *Globals) error {
 	exists := false
 	if fi, err := os.Lstat(out); err == nil {
 		exists = true
-		if err := c.checkOwnerKept(out, fi); err != nil {
+		if err := c.checkOwnerNamed(out, fi); err != nil {
 			return err
 		}
 	}
@@ -240,14 +240,14 @@ func (c deriveCmd) Run(g *Globals) error {
 	return nil
 }
 
-// checkOwnerKept refuses, as root and before the password, to replace
+// checkOwnerNamed refuses, as root and before the password, to replace
 // without --owner a file that another account owns: the new key would be
 // root's, and that account (the systemd unit's User=deploy, after the
 // README's `--out K --force`) could no longer start its app. It never
 // keeps the old owner by itself: whoever can put a file at --out (a
 // revoked key, a file swapped in while ov reads) would be handed the new
 // key. The operator names the account with --owner instead.
-func (c deriveCmd) checkOwnerKept(out string, fi os.FileInfo) error {
+func (c deriveCmd) checkOwnerNamed(out string, fi os.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || !c.Force || c.Owner != "" || os.Geteuid() != 0 || !fi.Mode().IsRegular() {
 		return nil
