@@ -15,12 +15,12 @@ import (
 	"maps"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -207,43 +207,58 @@ func runSecrets(t *testing.T, env []string, args ...string) secretsResult {
 
 // runOvInit is runSecrets for the ov-init binary bin, started as cred
 // (from root, so that it can still make the PID namespace) unless cred is
-// nil.
+// nil. env reaches execve as it is, duplicates included (os/exec would keep
+// only the last of a name, and hide what ov-init does with the others).
 func runOvInit(t *testing.T, bin string, cred *syscall.Credential, env []string, args ...string) secretsResult {
 	t.Helper()
 	who := ""
 	if cred != nil {
 		who = fmt.Sprintf(" as uid %d", cred.Uid)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Credential: cred}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var outs [2]*os.File
+	for i := range outs {
+		if outs[i], err = os.CreateTemp(t.TempDir(), "out"); err != nil {
+			t.Fatal(err)
+		}
+		defer outs[i].Close()
+	}
+	p, err := os.StartProcess(bin, append([]string{bin}, args...), &os.ProcAttr{
+		Env:   env, // nil: this process's
+		Files: []*os.File{stdin, outs[0], outs[1]},
+		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Credential: cred},
+	})
+	if err != nil {
 		t.Fatalf("starting ov-init%s: %v", who, err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill() // PID 1 of its namespace: this ends the namespace
-		<-done
-		t.Fatalf("ov-init %q%s still running after 5s; stderr: %s", args, who, stderr.String())
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(5*time.Second, func() {
+		timedOut.Store(true)
+		p.Kill() // PID 1 of its namespace: this ends the namespace
+	})
+	ps, err := p.Wait()
+	timer.Stop()
+	if err != nil {
+		t.Fatal(err)
 	}
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		t.Fatalf("ov-init was killed by %v; stderr: %s", ws.Signal(), stderr.String())
+	stdout, _ := os.ReadFile(outs[0].Name())
+	stderr, _ := os.ReadFile(outs[1].Name())
+	ws := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case timedOut.Load():
+		t.Fatalf("ov-init %q%s still running after 5s; stderr: %s", args, who, stderr)
+	case ws.Signaled():
+		t.Fatalf("ov-init was killed by %v; stderr: %s", ws.Signal(), stderr)
 	}
-	r := secretsResult{code: ws.ExitStatus(), stdout: stdout.String(), stderr: stderr.String()}
+	r := secretsResult{code: ws.ExitStatus(), stdout: string(stdout), stderr: string(stderr)}
 	assertNoLeak(t, "stderr of ov-init "+strings.Join(args, " "), r.stderr)
 	return r
 }
 
-// assertRefused checks a run that ov-init must refuse: exit status 78,
-// exactly one line on stderr that starts "ov-init: " and holds every want,
-// nothing on stdout.
 func assertRefused(t *testing.T, r secretsResult, want ...string) {
 	t.Helper()
 	if r.code != 78 {
@@ -418,7 +433,7 @@ func TestDuplicatedOVVariablesTheFirstWinsAndNoneReachesTheApp(t *testing.T) {
 		"OV_SECRETS=DB_PASSWORD", "OV_SECRETS=API_TOKEN",
 		"OV_VERBOSE=0", "OV_VERBOSE=3",
 	}
-	r := runRawEnv(t, env, "--", helper, "env")
+	r := runSecrets(t, env, "--", helper, "env")
 	if r.code != 0 {
 		t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
 	}
@@ -434,7 +449,7 @@ func TestDuplicatedOVVariablesTheFirstWinsAndNoneReachesTheApp(t *testing.T) {
 	}
 	// The app's environment as the kernel holds it: a Go app's own
 	// runtime would hide a duplicate.
-	r = runRawEnv(t, env, "--", "/bin/cat", "/proc/self/environ")
+	r = runSecrets(t, env, "--", "/bin/cat", "/proc/self/environ")
 	if r.code != 0 || !strings.Contains(r.stdout, "DB_PASSWORD=") {
 		t.Fatalf("cat /proc/self/environ: exit %d, no DB_PASSWORD; stderr: %s", r.code, r.stderr)
 	}
@@ -448,7 +463,7 @@ func TestDuplicatedOVVariablesTheFirstWinsAndNoneReachesTheApp(t *testing.T) {
 	// way, so the first entry is what decides.
 	env = []string{"PATH=/usr/bin:/bin", "OV_APP=web", "OV_MACHINE_KEY=" + s.webKey, "OV_VAULT=" + s.vault,
 		"OV_SECRETS=API_TOKEN", "OV_SECRETS=DB_PASSWORD"}
-	r = runRawEnv(t, env, "--", helper, "env")
+	r = runSecrets(t, env, "--", helper, "env")
 	if r.code != 0 {
 		t.Fatalf("control: exit %d; stderr: %s", r.code, r.stderr)
 	}
@@ -456,46 +471,6 @@ func TestDuplicatedOVVariablesTheFirstWinsAndNoneReachesTheApp(t *testing.T) {
 	if _, ok := got["DB_PASSWORD"]; ok || got["API_TOKEN"] != webSecrets["API_TOKEN"] {
 		t.Errorf("control, first OV_SECRETS=API_TOKEN: app got DB_PASSWORD %v, API_TOKEN %v", ok, got["API_TOKEN"] != "")
 	}
-}
-
-// runRawEnv is runSecrets with env passed to execve as it is: os/exec
-// keeps only the last of duplicated names, which would hide what ov-init
-// does with them.
-func runRawEnv(t *testing.T, env []string, args ...string) secretsResult {
-	t.Helper()
-	stdout, err := os.CreateTemp(t.TempDir(), "stdout")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdout.Close()
-	stderr, err := os.CreateTemp(t.TempDir(), "stderr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	p, err := os.StartProcess(ovInit, append([]string{ovInit}, args...), &os.ProcAttr{
-		Env:   env,
-		Files: []*os.File{nil, stdout, stderr},
-		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	timer := time.AfterFunc(5*time.Second, func() { p.Kill() })
-	ps, err := p.Wait()
-	timer.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := os.ReadFile(stdout.Name())
-	errs, _ := os.ReadFile(stderr.Name())
-	ws := ps.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		t.Fatalf("ov-init was killed by %v (still running after 5s?); stderr: %s", ws.Signal(), errs)
-	}
-	r := secretsResult{code: ws.ExitStatus(), stdout: string(out), stderr: string(errs)}
-	assertNoLeak(t, "stderr of ov-init "+strings.Join(args, " "), r.stderr)
-	return r
 }
 
 func TestOnlyNamedSecretsAreInjected(t *testing.T) {
