@@ -3,6 +3,7 @@ package initcmd
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -420,15 +421,26 @@ const UserVault = ".config/ov/vault.json"
 // default, so that a vault made with plain `ov vault init` works on the
 // same host without --vault.
 func defaultVault() string {
-	if _, err := os.Stat(systemVault); err == nil {
-		return systemVault
+	home, _ := os.UserHomeDir()
+	return pickVault(systemVault, home)
+}
+
+// pickVault is defaultVault's choice between the system vault and the one
+// in home. Only a system vault that is not there at all (ENOENT) gives way:
+// one that is there but unreadable, a dangling link (a broken ConfigMap
+// mount), a directory that ov-init cannot search, is what the host was
+// given, and its error is reported. Falling back would open another, maybe
+// older, vault, where keys revoked since still work.
+func pickVault(system, home string) string {
+	if _, err := os.Lstat(system); !errors.Is(err, fs.ErrNotExist) {
+		return system
 	}
-	if home, err := os.UserHomeDir(); err == nil {
+	if home != "" {
 		if p := filepath.Join(home, UserVault); fileExists(p) {
 			return p
 		}
 	}
-	return systemVault
+	return system
 }
 
 func fileExists(p string) bool {

@@ -334,3 +334,43 @@ func routesStageFirst(t *testing.T, path string) bool {
 	}
 	return false
 }
+
+// The system vault gives way to the one in home only when nothing is
+// there: a dangling link, a directory in the way, a path ov-init cannot
+// search are the host's vault, whose error is reported; falling back would
+// open another copy, maybe older, where revoked keys still work.
+func TestDefaultVaultFallsBackOnlyWhenTheSystemVaultIsAbsent(t *testing.T) {
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(filepath.Join(home, filepath.Dir(UserVault)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	user := filepath.Join(home, UserVault)
+	if err := os.WriteFile(user, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	etc := filepath.Join(dir, "etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	system := filepath.Join(etc, "vault.json")
+
+	if got := pickVault(system, home); got != user {
+		t.Errorf("no system vault: %s, want %s", got, user)
+	}
+	if got := pickVault(system, ""); got != system {
+		t.Errorf("no system vault, no home: %s, want %s", got, system)
+	}
+	if err := os.Symlink(filepath.Join(dir, "gone"), system); err != nil {
+		t.Fatal(err)
+	}
+	if got := pickVault(system, home); got != system {
+		t.Errorf("a dangling link at the system vault: %s, want %s", got, system)
+	}
+	// A directory that cannot be searched (EACCES): a path under a
+	// regular file gives ENOTDIR, any error but ENOENT, as root can too.
+	blocked := filepath.Join(user, "vault.json")
+	if got := pickVault(blocked, home); got != blocked {
+		t.Errorf("a system vault that cannot be reached (ENOTDIR): %s, want %s", got, blocked)
+	}
+}
