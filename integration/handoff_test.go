@@ -118,6 +118,13 @@ func TestRemapExitNeverHidesAFailureBeforeTheApp(t *testing.T) {
 	assertRefused(t, r, "missing.kek")
 	s.assertAppNeverStarted(t)
 
+	// A usage error is ov-init's 2, never the app's to remap.
+	r = runSecrets(t, nil, withApp([]string{"-e", "2", "--app", ""}, s.touchApp()...)...)
+	if r.code != 2 {
+		t.Errorf("usage error with -e 2: exit %d, want 2; stderr: %q", r.code, r.stderr)
+	}
+	s.assertAppNeverStarted(t)
+
 	r = runSecrets(t, nil, withApp(s.flags("web", s.webKey, "-e", "127"), "no-such-command-ov")...)
 	if r.code != 127 || !strings.Contains(r.stderr, "no-such-command-ov") {
 		t.Errorf("missing command with -e 127: exit %d, want 127; stderr: %q", r.code, r.stderr)

@@ -459,6 +459,19 @@ func TestDuplicatedOVVariablesTheFirstWinsAndNoneReachesTheApp(t *testing.T) {
 		}
 	}
 
+	// ov run, which is ov-init, the same.
+	r = runOvInit(t, ovBin, nil, append(env, "OV_PASSWORD_FILE=/nonexistent", "OV_PASSWORD_FILE=/x", "OV_NEW_PASSWORD_FILE=/y", "OV_NEW_PASSWORD_FILE=/z"),
+		"run", "--", "/bin/cat", "/proc/self/environ")
+	if r.code != 0 || !strings.Contains(r.stdout, "DB_PASSWORD=") || strings.Contains(r.stdout, "API_TOKEN=") {
+		t.Fatalf("ov run, cat /proc/self/environ: exit %d, DB_PASSWORD %v, API_TOKEN %v; stderr: %s",
+			r.code, strings.Contains(r.stdout, "DB_PASSWORD="), strings.Contains(r.stdout, "API_TOKEN="), r.stderr)
+	}
+	for _, kv := range strings.Split(r.stdout, "\x00") {
+		if strings.HasPrefix(kv, "OV_") {
+			t.Errorf("ov run: app's environment holds ov's own setting %q", strings.SplitN(kv, "=", 2)[0])
+		}
+	}
+
 	// Control: the same settings in the other order are obeyed the other
 	// way, so the first entry is what decides.
 	env = []string{"PATH=/usr/bin:/bin", "OV_APP=web", "OV_MACHINE_KEY=" + s.webKey, "OV_VAULT=" + s.vault,
